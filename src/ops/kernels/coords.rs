@@ -1,0 +1,188 @@
+//! Coordinate arithmetic shared by every sampling kernel, written to reproduce PyTorch's
+//! reference implementation (`aten/src/ATen/native/GridSampler.h`) operation for operation,
+//! including its handling of out-of-range, infinite and NaN coordinates.
+
+use super::Real;
+use crate::ops::Padding;
+
+/// Maps a normalized coordinate in [-1, 1] to a pixel coordinate, and returns its derivative.
+#[inline(always)]
+pub fn unnormalize<T: Real>(coord: T, size: usize, align_corners: bool) -> (T, T) {
+    let one = T::one();
+    let two = T::of(2.0);
+    let size_t = T::of_usize(size);
+    if align_corners {
+        (((coord + one) / two) * (size_t - one), (size_t - one) / two)
+    } else {
+        (((coord + one) * size_t - one) / two, size_t / two)
+    }
+}
+
+/// C++'s `std::max(a, b)`: `a` unless `a < b`, so a NaN `a` survives.
+#[inline(always)]
+fn cpp_max<T: Real>(a: T, b: T) -> T {
+    if a < b { b } else { a }
+}
+
+/// C++'s `std::min(a, b)`: `a` unless `b < a`.
+#[inline(always)]
+fn cpp_min<T: Real>(a: T, b: T) -> T {
+    if b < a { b } else { a }
+}
+
+#[inline(always)]
+fn clip<T: Real>(x: T, size: usize) -> T {
+    cpp_min(T::of_usize(size) - T::one(), cpp_max(x, T::zero()))
+}
+
+/// Clip with its derivative; the borders themselves count as out of range (zero gradient).
+#[inline(always)]
+fn clip_grad<T: Real>(x: T, size: usize) -> (T, T) {
+    if x <= T::zero() {
+        return (T::zero(), T::zero());
+    }
+    let max = T::of_usize(size) - T::one();
+    if x >= max {
+        (max, T::zero())
+    } else {
+        (x, T::one())
+    }
+}
+
+/// Reflects `x` into [twice_low / 2, twice_high / 2], with the derivative's sign.
+#[inline(always)]
+fn reflect_grad<T: Real>(x: T, twice_low: i64, twice_high: i64) -> (T, T) {
+    if twice_low == twice_high {
+        return (T::zero(), T::zero());
+    }
+    let two = T::of(2.0);
+    let min = T::of(twice_low as f64) / two;
+    let span = T::of((twice_high - twice_low) as f64) / two;
+    let mut x = x - min;
+    let mult = if x < T::zero() {
+        x = -x;
+        -T::one()
+    } else {
+        T::one()
+    };
+    let extra = x % span;
+    // Saturating cast: NaN becomes 0 (even), as the C++ cast does on x86 in practice.
+    let flips = (x / span).floor().f64() as i64;
+    if flips % 2 == 0 {
+        (extra + min, mult)
+    } else {
+        (span - extra + min, -mult)
+    }
+}
+
+/// Keeps coordinates that cannot be indexed (NaN, infinite, beyond i32) out of bounds.
+#[inline(always)]
+fn safe_downgrade<T: Real>(x: T) -> T {
+    let xf = x.f64();
+    if !xf.is_finite() || xf > (i32::MAX - 1) as f64 || xf < i32::MIN as f64 {
+        T::of(-100.0)
+    } else {
+        x
+    }
+}
+
+/// Applies the padding mode to a pixel coordinate (`compute_coordinates` in PyTorch).
+#[inline(always)]
+pub fn pad_coordinate<T: Real>(x: T, size: usize, padding: Padding, align_corners: bool) -> T {
+    let x = match padding {
+        Padding::Zeros => x,
+        Padding::Border => clip(x, size),
+        Padding::Reflection => {
+            let r = if align_corners {
+                reflect_grad(x, 0, 2 * (size as i64 - 1)).0
+            } else {
+                reflect_grad(x, -1, 2 * size as i64 - 1).0
+            };
+            clip(r, size)
+        }
+    };
+    safe_downgrade(x)
+}
+
+/// Normalized grid coordinate -> padded pixel coordinate, plus d(pixel)/d(grid).
+#[inline(always)]
+pub fn source_index<T: Real>(
+    coord: T,
+    size: usize,
+    padding: Padding,
+    align_corners: bool,
+) -> (T, T) {
+    let (x, mut grad) = unnormalize(coord, size, align_corners);
+    let x = match padding {
+        Padding::Zeros => x,
+        Padding::Border => {
+            let (x, g) = clip_grad(x, size);
+            grad = grad * g;
+            x
+        }
+        Padding::Reflection => {
+            let (x, gr) = if align_corners {
+                reflect_grad(x, 0, 2 * (size as i64 - 1))
+            } else {
+                reflect_grad(x, -1, 2 * size as i64 - 1)
+            };
+            let (x, gc) = clip_grad(x, size);
+            grad = grad * gr * gc;
+            x
+        }
+    };
+    (safe_downgrade(x), grad)
+}
+
+/// Forward-only variant of [`source_index`]. PyTorch's forward clips with `std::min/max`, which
+/// sends a NaN coordinate to the last pixel under border/reflection padding; the backward pass
+/// (above) sends it out of bounds instead. Both are kept as PyTorch has them.
+#[inline(always)]
+pub fn source_index_forward<T: Real>(
+    coord: T,
+    size: usize,
+    padding: Padding,
+    align_corners: bool,
+) -> T {
+    let (x, _) = unnormalize(coord, size, align_corners);
+    pad_coordinate(x, size, padding, align_corners)
+}
+
+/// Keys cubic convolution weights (A = -0.75) for the four taps at offsets -1, 0, 1, 2.
+#[inline(always)]
+pub fn cubic_coefficients<T: Real>(t: T) -> [T; 4] {
+    let a = T::of(-0.75);
+    let one = T::one();
+    let two = T::of(2.0);
+    let three = T::of(3.0);
+    let conv1 = |x: T| ((a + two) * x - (a + three)) * x * x + one;
+    let conv2 = |x: T| ((a * x - T::of(5.0) * a) * x + T::of(8.0) * a) * x - T::of(4.0) * a;
+    let x2 = one - t;
+    [conv2(t + one), conv1(t), conv1(x2), conv2(x2 + one)]
+}
+
+/// Negated derivatives of [`cubic_coefficients`] with respect to `t`, as PyTorch defines them.
+#[inline(always)]
+pub fn cubic_coefficients_grad<T: Real>(t: T) -> [T; 4] {
+    let a = T::of(-0.75);
+    let two = T::of(2.0);
+    let three = T::of(3.0);
+    let eight = T::of(8.0);
+    let ten = T::of(10.0);
+    let one = T::one();
+    let x0 = -one - t;
+    let x1 = -t;
+    let x2 = one - t;
+    let x3 = two - t;
+    [
+        (-three * a * x0 - ten * a) * x0 - eight * a,
+        (-three * (a + two) * x1 - two * (a + three)) * x1,
+        (three * (a + two) * x2 - two * (a + three)) * x2,
+        (three * a * x3 - ten * a) * x3 + eight * a,
+    ]
+}
+
+#[inline(always)]
+pub fn in_bounds(y: i64, x: i64, h: usize, w: usize) -> bool {
+    y >= 0 && y < h as i64 && x >= 0 && x < w as i64
+}

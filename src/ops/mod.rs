@@ -1,0 +1,163 @@
+//! The spatial-transformer ops: affine grid generation and grid sampling, with PyTorch's exact
+//! semantics, as fused kernels registered with burn as a backend extension.
+//!
+//! - On the Flex CPU backend every op is one fused pass forward and one fused pass backward
+//!   ([`kernels`]), parallel over the batch and deterministic.
+//! - Under autodiff the backward passes are our own ([`autodiff`]), not burn's generic chains.
+//! - Other backends (GPU) run the same kernels on the host ([`host`]): correct, not fast.
+//!
+//! The free functions at the bottom ([`grid_sample`], [`affine_grid`]) are the API; they work on
+//! any device, with or without autodiff, in f32 and f64.
+
+pub mod autodiff;
+pub mod flex;
+pub mod host;
+pub mod kernels;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// How a sample between pixels is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Interpolation {
+    /// Weighted mean of the 4 nearest pixels.
+    #[default]
+    Bilinear,
+    /// The nearest pixel (ties to even, as PyTorch). Has no gradient with respect to the grid.
+    Nearest,
+    /// Keys cubic convolution (A = -0.75) over the 4x4 neighbourhood.
+    Bicubic,
+}
+
+/// What a sample outside the input reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Padding {
+    /// Zero outside the input.
+    #[default]
+    Zeros,
+    /// The nearest border pixel.
+    Border,
+    /// The input mirrored at its borders.
+    Reflection,
+}
+
+/// Options of [`grid_sample`], PyTorch's `F.grid_sample(mode, padding_mode, align_corners)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SampleOptions {
+    /// Interpolation mode.
+    pub mode: Interpolation,
+    /// Padding mode.
+    pub padding: Padding,
+    /// If true, -1 and 1 are the centres of the corner pixels; if false (PyTorch's default),
+    /// they are the outer edges of the corner pixels.
+    pub align_corners: bool,
+}
+
+impl SampleOptions {
+    /// Options with the given mode, padding and corner convention.
+    pub fn new(mode: Interpolation, padding: Padding, align_corners: bool) -> Self {
+        Self {
+            mode,
+            padding,
+            align_corners,
+        }
+    }
+}
+
+/// The backend extension: every backend that runs an STN implements these primitives.
+///
+/// The default bodies run the CPU kernels on the host, so any backend is correct; Flex and
+/// Autodiff override all of them.
+#[backend_extension(Autodiff, Flex, Cube: cfg(any(feature = "cuda", feature = "wgpu")))]
+pub trait StnBackend: Backend {
+    /// grid_sample forward: input [N, C, Hi, Wi], grid [N, Ho, Wo, 2] -> [N, C, Ho, Wo].
+    fn stn_grid_sample(
+        input: FloatTensor<Self>,
+        grid: FloatTensor<Self>,
+        options: SampleOptions,
+    ) -> FloatTensor<Self> {
+        host::grid_sample::<Self>(input, grid, options)
+    }
+
+    /// grid_sample backward: (grad_input, grad_grid). A gradient that is not asked for comes back
+    /// as an empty tensor of shape [0]; nearest mode's grid gradient is zero.
+    fn stn_grid_sample_backward(
+        input: FloatTensor<Self>,
+        grid: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+        options: SampleOptions,
+        want_input: bool,
+        want_grid: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        host::grid_sample_backward::<Self>(input, grid, grad_output, options, want_input, want_grid)
+    }
+
+    /// affine_grid forward: theta [N, 2, 3] -> grid [N, H, W, 2].
+    fn stn_affine_grid(
+        theta: FloatTensor<Self>,
+        height: usize,
+        width: usize,
+        align_corners: bool,
+    ) -> FloatTensor<Self> {
+        host::affine_grid::<Self>(theta, height, width, align_corners)
+    }
+
+    /// affine_grid backward: grad_grid [N, H, W, 2] -> grad_theta [N, 2, 3].
+    fn stn_affine_grid_backward(
+        grad_grid: FloatTensor<Self>,
+        align_corners: bool,
+    ) -> FloatTensor<Self> {
+        host::affine_grid_backward::<Self>(grad_grid, align_corners)
+    }
+}
+
+/// Samples `input` [N, C, Hi, Wi] at the normalized coordinates of `grid` [N, Ho, Wo, 2]
+/// (x then y, in [-1, 1]), as PyTorch's `F.grid_sample`. Differentiable with respect to both
+/// (to the grid except in nearest mode).
+///
+/// # Panics
+/// If the shapes disagree or the dtype is not f32/f64.
+pub fn grid_sample(input: Tensor<4>, grid: Tensor<4>, options: SampleOptions) -> Tensor<4> {
+    let [n, _, _, _] = input.dims();
+    let [gn, _, _, two] = grid.dims();
+    assert!(
+        n == gn && two == 2,
+        "grid_sample: input {:?} and grid {:?} do not match (grid must be [N, Ho, Wo, 2])",
+        input.dims(),
+        grid.dims()
+    );
+    let grid = grid.cast(input.dtype());
+    Tensor::from_dispatch(Dispatch::stn_grid_sample(
+        input.into_dispatch(),
+        grid.into_dispatch(),
+        options,
+    ))
+}
+
+/// The sampling grid of the affine maps `theta` [N, 2, 3] for an output of `height` x `width`,
+/// as PyTorch's `F.affine_grid(theta, [N, C, height, width], align_corners)`. Differentiable
+/// with respect to theta.
+///
+/// # Panics
+/// If theta is not [N, 2, 3] or the dtype is not f32/f64.
+pub fn affine_grid(
+    theta: Tensor<3>,
+    height: usize,
+    width: usize,
+    align_corners: bool,
+) -> Tensor<4> {
+    let [_, r, c] = theta.dims();
+    assert!(
+        r == 2 && c == 3,
+        "affine_grid: theta must be [N, 2, 3], got {:?}",
+        theta.dims()
+    );
+    Tensor::from_dispatch(Dispatch::stn_affine_grid(
+        theta.into_dispatch(),
+        height,
+        width,
+        align_corners,
+    ))
+}
