@@ -1,0 +1,112 @@
+//! Convolution and linear layers with PyTorch's parameter layout and initialization, so a
+//! PyTorch state_dict maps onto them one to one (burn's `Linear` stores its weight transposed).
+
+use burn::module::{Module, Param};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::rng::Rng;
+
+/// Uniform(-bound, bound) values, PyTorch's default initialization for conv and linear layers
+/// (kaiming_uniform with a = sqrt(5) for weights, 1/sqrt(fan_in) for biases).
+fn uniform(rng: &mut Rng, len: usize, bound: f32) -> Vec<f32> {
+    (0..len)
+        .map(|_| (rng.uniform_f32() * 2.0 - 1.0) * bound)
+        .collect()
+}
+
+fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+/// A 2-D convolution, stride 1, no padding ("valid"), weight [out, in, k, k].
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    /// Kernel, [out_channels, in_channels, k, k].
+    pub weight: Param<Tensor<4>>,
+    /// Bias, [out_channels].
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Conv2d {
+    /// A layer initialized as PyTorch's `nn.Conv2d(in, out, k)`.
+    pub fn new(in_ch: usize, out_ch: usize, k: usize, rng: &mut Rng, device: &Device) -> Self {
+        let bound = 1.0 / ((in_ch * k * k) as f32).sqrt();
+        Self {
+            weight: param(
+                uniform(rng, out_ch * in_ch * k * k, bound),
+                [out_ch, in_ch, k, k],
+                device,
+            ),
+            bias: param(uniform(rng, out_ch, bound), [out_ch], device),
+        }
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// Kernel size.
+    pub fn kernel(&self) -> usize {
+        self.weight.dims()[2]
+    }
+
+    /// [N, in, H, W] -> [N, out, H - k + 1, W - k + 1].
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv2d(
+            x,
+            self.weight.val(),
+            Some(self.bias.val()),
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        )
+    }
+}
+
+/// A fully connected layer, weight [out, in] as PyTorch's `nn.Linear`.
+#[derive(Module, Debug)]
+pub struct Linear {
+    /// Weight, [out_features, in_features].
+    pub weight: Param<Tensor<2>>,
+    /// Bias, [out_features].
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Linear {
+    /// A layer initialized as PyTorch's `nn.Linear(in, out)`.
+    pub fn new(d_in: usize, d_out: usize, rng: &mut Rng, device: &Device) -> Self {
+        let bound = 1.0 / (d_in as f32).sqrt();
+        Self {
+            weight: param(uniform(rng, d_out * d_in, bound), [d_out, d_in], device),
+            bias: param(uniform(rng, d_out, bound), [d_out], device),
+        }
+    }
+
+    /// A layer with zero weight and the given bias: the identity initialization of the last
+    /// layer of a localization network.
+    pub fn with_bias(d_in: usize, bias: &[f32], device: &Device) -> Self {
+        Self {
+            weight: param(vec![0.0; bias.len() * d_in], [bias.len(), d_in], device),
+            bias: param(bias.to_vec(), [bias.len()], device),
+        }
+    }
+
+    /// [N, in] -> [N, out].
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.weight.val().transpose()) + self.bias.val().unsqueeze::<2>()
+    }
+}
+
+/// 2x2 max pooling followed by ReLU, the block that follows every convolution here.
+pub fn pool_relu(x: Tensor<4>) -> Tensor<4> {
+    use burn::tensor::activation::relu;
+    use burn::tensor::module::max_pool2d;
+    use burn::tensor::ops::MaxPoolOptions;
+    relu(max_pool2d(x, MaxPoolOptions::new([2, 2])))
+}
+
+/// Spatial size after a valid k x k convolution and a 2x2 pool (floor), as PyTorch computes it.
+pub fn conv_pool_size(size: usize, k: usize) -> usize {
+    (size + 1).saturating_sub(k) / 2
+}

@@ -1,0 +1,241 @@
+//! Grid generators: map the localization network's parameters to a sampling grid
+//! [N, H, W, 2] of normalized (x, y) source coordinates, one per output pixel.
+//!
+//! - affine: 6 parameters, theta = [[a, b, c], [d, e, f]] (fused op, PyTorch's `affine_grid`);
+//! - attention: 3 parameters (scale s, translation tx, ty): theta = [[s, 0, tx], [0, s, ty]];
+//! - projective: 8 parameters, a homography with its last entry fixed to 1;
+//! - thin-plate spline: the positions of a g x g grid of control points (2 g^2 parameters).
+//!
+//! Every generator's identity parameters give the identity sampling grid, for either
+//! align_corners convention, because all of them use the same base coordinates as `affine_grid`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{self, kernels::affine_grid::base_coordinates};
+
+/// Which family of transformations the spatial transformer learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TransformKind {
+    /// General 2-D affine map (6 parameters).
+    Affine,
+    /// Isotropic scale plus translation (3 parameters), the paper's "attention" transformer.
+    Attention,
+    /// Projective map / homography (8 parameters).
+    Projective,
+    /// Thin-plate spline through a `grid` x `grid` lattice of control points (2 grid^2 parameters).
+    Tps {
+        /// Control points per side (4 gives the paper's 16 points).
+        grid: usize,
+    },
+}
+
+impl TransformKind {
+    /// Number of parameters the localization network regresses.
+    pub fn num_params(&self) -> usize {
+        match self {
+            Self::Affine => 6,
+            Self::Attention => 3,
+            Self::Projective => 8,
+            Self::Tps { grid } => 2 * grid * grid,
+        }
+    }
+
+    /// Parameters of the identity transformation.
+    pub fn identity(&self) -> Vec<f32> {
+        match self {
+            Self::Affine => vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            Self::Attention => vec![1.0, 0.0, 0.0],
+            Self::Projective => vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+            Self::Tps { grid } => control_points(*grid)
+                .iter()
+                .flat_map(|&(x, y)| [x as f32, y as f32])
+                .collect(),
+        }
+    }
+
+    /// A short lowercase name ("affine", "attention", "projective", "tps").
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Affine => "affine",
+            Self::Attention => "attention",
+            Self::Projective => "projective",
+            Self::Tps { .. } => "tps",
+        }
+    }
+}
+
+/// The sampling grid [N, height, width, 2] for `params` [N, P].
+pub fn generate(
+    kind: TransformKind,
+    params: Tensor<2>,
+    size: [usize; 2],
+    align_corners: bool,
+) -> Tensor<4> {
+    let [n, p] = params.dims();
+    assert_eq!(
+        p,
+        kind.num_params(),
+        "{kind:?} takes {} parameters, got {p}",
+        kind.num_params()
+    );
+    let [h, w] = size;
+    match kind {
+        TransformKind::Affine => ops::affine_grid(params.reshape([n, 2, 3]), h, w, align_corners),
+        TransformKind::Attention => {
+            // (s, tx, ty) -> (s, 0, tx, 0, s, ty) as a product with a constant 3x6 matrix.
+            #[rustfmt::skip]
+            let m = [
+                1.0, 0.0, 0.0, 0.0, 1.0, 0.0,
+                0.0, 0.0, 1.0, 0.0, 0.0, 0.0,
+                0.0, 0.0, 0.0, 0.0, 0.0, 1.0f32,
+            ];
+            let m = constant(m.to_vec(), [3, 6], &params.device());
+            ops::affine_grid(params.matmul(m).reshape([n, 2, 3]), h, w, align_corners)
+        }
+        TransformKind::Projective => projective_grid(params, size, align_corners),
+        TransformKind::Tps { grid } => tps_grid(params, grid, size, align_corners),
+    }
+}
+
+fn constant<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Base coordinates (x_j, y_i, 1) of every output pixel, row-major: [h * w, 3].
+fn base_points(size: [usize; 2], align_corners: bool) -> Vec<[f64; 3]> {
+    let xs = base_coordinates::<f64>(size[1], align_corners);
+    let ys = base_coordinates::<f64>(size[0], align_corners);
+    ys.iter()
+        .flat_map(|&y| xs.iter().map(move |&x| [x, y, 1.0]))
+        .collect()
+}
+
+fn projective_grid(params: Tensor<2>, size: [usize; 2], align_corners: bool) -> Tensor<4> {
+    let [n, _] = params.dims();
+    let device = params.device();
+    let hw = size[0] * size[1];
+    let base: Vec<f32> = base_points(size, align_corners)
+        .iter()
+        .flat_map(|p| p.map(|v| v as f32))
+        .collect();
+    let base = constant(base, [1, hw, 3], &device);
+    let ones = Tensor::<2>::ones([n, 1], &device);
+    let h = Tensor::cat(vec![params, ones], 1).reshape([n, 3, 3]);
+    // [1, hw, 3] x [n, 3, 3]^T -> [n, hw, 3] homogeneous source points.
+    let out = base.matmul(h.swap_dims(1, 2));
+    let uv = out.clone().slice([0..n, 0..hw, 0..2]);
+    let w = out.slice([0..n, 0..hw, 2..3]);
+    (uv / w).reshape([n, size[0], size[1], 2])
+}
+
+/// The g x g control points, row-major, spanning [-1, 1] on both axes.
+pub fn control_points(g: usize) -> Vec<(f64, f64)> {
+    let c = base_coordinates::<f64>(g, true);
+    c.iter()
+        .flat_map(|&y| c.iter().map(move |&x| (x, y)))
+        .collect()
+}
+
+/// The thin-plate radial basis U(r) = r^2 log r^2, with U(0) = 0.
+fn tps_u(dx: f64, dy: f64) -> f64 {
+    let r2 = dx * dx + dy * dy;
+    if r2 == 0.0 { 0.0 } else { r2 * r2.ln() }
+}
+
+/// Solves A X = B in place by Gaussian elimination with partial pivoting; returns X.
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
+    let n = a.len();
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap_or(col);
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        let d = a[col][col];
+        assert!(d.abs() > 1e-12, "thin-plate spline system is singular");
+        for row in 0..n {
+            if row != col {
+                let f = a[row][col] / d;
+                if f != 0.0 {
+                    for k in col..n {
+                        a[row][k] -= f * a[col][k];
+                    }
+                    for k in 0..b[row].len() {
+                        b[row][k] -= f * b[col][k];
+                    }
+                }
+            }
+        }
+    }
+    for (row, b_row) in b.iter_mut().enumerate() {
+        for v in b_row.iter_mut() {
+            *v /= a[row][row];
+        }
+    }
+    b
+}
+
+/// The matrix M [h * w, K] with grid = M · P for control point targets P [K, 2]: the TPS
+/// interpolant through (control point -> target) evaluated at every output pixel. It depends
+/// only on the sizes, so it is computed once (in f64) and cached.
+pub fn tps_matrix(g: usize, size: [usize; 2], align_corners: bool) -> Arc<Vec<f32>> {
+    type Key = (usize, [usize; 2], bool);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Vec<f32>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (g, size, align_corners);
+    if let Some(m) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return m.clone();
+    }
+    let cps = control_points(g);
+    let k = cps.len();
+    // L = [[U(c_i - c_j), 1, x_i, y_i], [1 x y]^T, 0]
+    let mut l = vec![vec![0.0; k + 3]; k + 3];
+    for (i, &(xi, yi)) in cps.iter().enumerate() {
+        for (j, &(xj, yj)) in cps.iter().enumerate() {
+            l[i][j] = tps_u(xi - xj, yi - yj);
+        }
+        for (c, v) in [1.0, xi, yi].into_iter().enumerate() {
+            l[i][k + c] = v;
+            l[k + c][i] = v;
+        }
+    }
+    // Columns of L^-1 that multiply the targets: solve L X = [I_K; 0].
+    let rhs: Vec<Vec<f64>> = (0..k + 3)
+        .map(|r| (0..k).map(|c| if r == c { 1.0 } else { 0.0 }).collect())
+        .collect();
+    let x = solve(l, rhs); // [K + 3, K]
+    let mut m = Vec::with_capacity(size[0] * size[1] * k);
+    for p in base_points(size, align_corners) {
+        let basis: Vec<f64> = cps
+            .iter()
+            .map(|&(cx, cy)| tps_u(p[0] - cx, p[1] - cy))
+            .chain([1.0, p[0], p[1]])
+            .collect();
+        for col in 0..k {
+            let v: f64 = basis.iter().zip(&x).map(|(b, row)| b * row[col]).sum();
+            m.push(v as f32);
+        }
+    }
+    let m = Arc::new(m);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, m.clone());
+    m
+}
+
+fn tps_grid(params: Tensor<2>, g: usize, size: [usize; 2], align_corners: bool) -> Tensor<4> {
+    let [n, _] = params.dims();
+    let k = g * g;
+    let hw = size[0] * size[1];
+    let m = tps_matrix(g, size, align_corners);
+    let m = constant(m.as_ref().clone(), [1, hw, k], &params.device());
+    // [1, hw, K] x [n, K, 2] -> [n, hw, 2]
+    m.expand([n, hw, k])
+        .matmul(params.reshape([n, k, 2]))
+        .reshape([n, size[0], size[1], 2])
+}

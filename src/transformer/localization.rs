@@ -1,0 +1,68 @@
+//! The localization network: regresses the transformation parameters from the input image.
+//!
+//! The tutorial's: conv 1->8 (7x7), max-pool 2, ReLU, conv 8->10 (5x5), max-pool 2, ReLU, then
+//! the regression head ("fc_loc") 90 -> 32 -> ReLU -> P, whose last layer starts at zero weight
+//! with the identity transform as bias.
+
+use burn::module::Module;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use crate::model::layers::{Conv2d, Linear, conv_pool_size, pool_relu};
+use crate::rng::Rng;
+
+/// Convolutional features of the localization network (PyTorch's `localization` Sequential).
+#[derive(Module, Debug)]
+pub struct Localization {
+    /// conv 1 -> 8, 7x7 (PyTorch `localization.0`).
+    pub conv1: Conv2d,
+    /// conv 8 -> 10, 5x5 (PyTorch `localization.3`).
+    pub conv2: Conv2d,
+}
+
+impl Localization {
+    /// The tutorial's localization convolutions for `channels` input channels.
+    pub fn new(channels: usize, rng: &mut Rng, device: &Device) -> Self {
+        Self {
+            conv1: Conv2d::new(channels, 8, 7, rng, device),
+            conv2: Conv2d::new(8, 10, 5, rng, device),
+        }
+    }
+
+    /// Number of features the convolutions produce for an input of `size`.
+    pub fn features(size: [usize; 2]) -> usize {
+        let side = |s| conv_pool_size(conv_pool_size(s, 7), 5);
+        10 * side(size[0]) * side(size[1])
+    }
+
+    /// [N, C, H, W] -> [N, features].
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = pool_relu(self.conv1.forward(x));
+        let x = pool_relu(self.conv2.forward(x));
+        x.flatten(1, 3)
+    }
+}
+
+/// The regression head (PyTorch's `fc_loc` Sequential): features -> 32 -> ReLU -> parameters.
+#[derive(Module, Debug)]
+pub struct RegressionHead {
+    /// features -> 32 (PyTorch `fc_loc.0`).
+    pub fc1: Linear,
+    /// 32 -> parameters, identity-initialized (PyTorch `fc_loc.2`).
+    pub fc2: Linear,
+}
+
+impl RegressionHead {
+    /// A head whose output starts at `identity` for every input.
+    pub fn new(features: usize, identity: &[f32], rng: &mut Rng, device: &Device) -> Self {
+        Self {
+            fc1: Linear::new(features, 32, rng, device),
+            fc2: Linear::with_bias(32, identity, device),
+        }
+    }
+
+    /// [N, features] -> [N, parameters].
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.fc2.forward(relu(self.fc1.forward(x)))
+    }
+}

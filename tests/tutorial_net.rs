@@ -1,0 +1,102 @@
+//! The whole tutorial network against PyTorch: eval-mode log-probabilities, loss and every
+//! parameter gradient (f32, relative error <= 1e-4), from the JSON state_dict and from the
+//! torch.save'd .pt file.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use common::{Fx, assert_rel, fixtures_dir, load, values};
+use serde::Deserialize;
+use stn::model::state::{StateDict, StateTensor, gradients, load_state_dict};
+use stn::model::{Mode, ModelConfig, Net, nll_loss};
+
+#[derive(Deserialize)]
+struct NetFixture {
+    state_dict: BTreeMap<String, Fx>,
+    input: Fx,
+    targets: Vec<i64>,
+    log_probs: Fx,
+    loss: f64,
+    theta: Fx,
+    grads: BTreeMap<String, Fx>,
+}
+
+fn to_state(map: &BTreeMap<String, Fx>) -> StateDict {
+    map.iter()
+        .map(|(k, v)| {
+            let t = StateTensor {
+                shape: v.shape.clone(),
+                data: v.data.iter().map(|&x| x as f32).collect(),
+            };
+            (k.clone(), t)
+        })
+        .collect()
+}
+
+fn net_from(state: &StateDict, device: &Device) -> Net {
+    let net = Net::new(&ModelConfig::tutorial(), 0, device);
+    load_state_dict(net, state).expect("fixture state_dict fits the tutorial network")
+}
+
+#[test]
+fn forward_loss_and_gradients_match_pytorch() {
+    let fx: NetFixture = load("tutorial_net.json");
+    let device = Device::flex().autodiff();
+    let net = net_from(&to_state(&fx.state_dict), &device);
+    let x: Tensor<4> = fx.input.tensor(&device, DType::F32);
+
+    let stn = net.stn.as_ref().expect("tutorial net has a transformer");
+    let theta = stn.params(x.clone());
+    assert_rel("theta", &values(theta), &fx.theta.data, 1e-4);
+
+    let log_probs = net.forward(x, &mut Mode::Eval);
+    assert_rel(
+        "log_probs",
+        &values(log_probs.clone()),
+        &fx.log_probs.data,
+        1e-4,
+    );
+
+    let n = fx.targets.len();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(fx.targets.clone(), [n]), &device);
+    let loss = nll_loss(log_probs, targets);
+    let loss_value = values(loss.clone())[0];
+    assert!(
+        ((loss_value - fx.loss) / fx.loss).abs() <= 1e-4,
+        "loss {loss_value} vs PyTorch {}",
+        fx.loss
+    );
+
+    let grads = loss.backward();
+    let ours = gradients(&net, &grads);
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        fx.grads.keys().collect::<Vec<_>>(),
+        "every parameter has a gradient"
+    );
+    for (name, want) in &fx.grads {
+        let got: Vec<f64> = ours[name].data.iter().map(|&v| v as f64).collect();
+        assert_eq!(ours[name].shape, want.shape, "{name} gradient shape");
+        assert_rel(&format!("grad {name}"), &got, &want.data, 1e-4);
+    }
+}
+
+#[test]
+fn torch_save_file_gives_the_same_log_probs() {
+    let fx: NetFixture = load("tutorial_net.json");
+    let device = Device::flex();
+    let state = stn::torch_import::read_state_dict(&fixtures_dir().join("tutorial_net.pt"))
+        .expect("tutorial_net.pt reads");
+    assert_eq!(state.len(), fx.state_dict.len());
+    let net = net_from(&state, &device);
+    let x: Tensor<4> = fx.input.tensor(&device, DType::F32);
+    let log_probs = net.forward(x, &mut Mode::Eval);
+    assert_rel(
+        "log_probs from .pt",
+        &values(log_probs),
+        &fx.log_probs.data,
+        1e-4,
+    );
+}
