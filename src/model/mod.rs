@@ -2,6 +2,7 @@
 //! experiments (other transformers, other input sizes, the plain CNN baseline).
 
 pub mod dropout;
+pub mod io;
 pub mod layers;
 pub mod state;
 
@@ -134,8 +135,22 @@ impl Net {
 
     /// Class log-probabilities [N, classes] for images [N, 1, H, W].
     pub fn forward(&self, x: Tensor<4>, mode: &mut Mode) -> Tensor<2> {
-        let x = self.transform(x);
-        self.classify(x, mode)
+        self.forward_with_params(x, mode).0
+    }
+
+    /// Class log-probabilities and the transformer's parameters (`None` for the plain CNN).
+    pub fn forward_with_params(
+        &self,
+        x: Tensor<4>,
+        mode: &mut Mode,
+    ) -> (Tensor<2>, Option<Tensor<2>>) {
+        match &self.stn {
+            Some(stn) => {
+                let (x, params) = stn.forward_with_params(x);
+                (self.classify(x, mode), Some(params))
+            }
+            None => (self.classify(x, mode), None),
+        }
     }
 
     /// The classifier alone, on already transformed images.
