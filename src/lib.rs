@@ -12,3 +12,4 @@ pub mod rng;
 pub mod torch_import;
 pub mod train;
 pub mod transformer;
+pub mod bench;

@@ -33,6 +33,42 @@ enum Command {
     Eval(EvalArgs),
     /// Picture of test digits beside their transformed versions.
     Visualize(VisualizeArgs),
+    /// Throughput of the real training / evaluation / op paths (see bench/compare.py).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// What to time.
+    #[arg(value_enum)]
+    what: BenchWhat,
+    /// Timed mini-batches (train) or iterations per shape (ops).
+    #[arg(long, default_value_t = 200)]
+    batches: usize,
+    /// Untimed warm-up mini-batches (train).
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Mini-batch size (train) or evaluation batch size (eval).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Print one JSON object per measurement.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchWhat {
+    /// Training steps of the tutorial network (forward, backward, SGD update).
+    Train,
+    /// Evaluation of the tutorial network on the test set.
+    Eval,
+    /// affine_grid + grid_sample forward and backward on [64,1,28,28] and [32,3,64,64].
+    Ops,
 }
 
 #[derive(Args)]
@@ -159,6 +195,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd_train(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Visualize(a) => cmd_visualize(a),
+        Command::Bench(a) => cmd_bench(a),
     };
     match result {
         Ok(code) => code,
@@ -428,5 +465,43 @@ fn cmd_visualize(a: VisualizeArgs) -> Result<ExitCode> {
         .save_png(&a.out)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     println!("wrote {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<ExitCode> {
+    if a.batches == 0 || a.batch_size == Some(0) {
+        return Err(usage("--batches and --batch-size must be at least 1"));
+    }
+    let device = device(a.device)?;
+    let results = match a.what {
+        BenchWhat::Train => {
+            let (_, data) = load_data(a.data.data, None, a.data.limit_test)?;
+            vec![stn::bench::train(&data, a.batches, a.warmup, a.batch_size.unwrap_or(64), &device)?]
+        }
+        BenchWhat::Eval => {
+            let (_, data) = load_data(a.data.data, None, a.data.limit_test)?;
+            vec![stn::bench::eval(&data, a.batch_size.unwrap_or(1000), &device)]
+        }
+        BenchWhat::Ops => [[64, 1, 28, 28], [32, 3, 64, 64]]
+            .into_iter()
+            .map(|shape| stn::bench::ops(shape, a.batches, &device))
+            .collect(),
+    };
+    for r in results {
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "{}: {:.0} images/s ({} images in {:.3} s, {:.3} ms per 64; {} threads; peak RSS {})",
+                r.name,
+                r.images_per_second,
+                r.images,
+                r.seconds,
+                64000.0 / r.images_per_second,
+                r.threads,
+                r.peak_rss_bytes.map_or("n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

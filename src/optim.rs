@@ -22,7 +22,7 @@ pub struct SgdConfig {
 }
 
 /// SGD with its momentum buffers.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Sgd {
     /// Momentum buffers by parameter name, flattened (empty without momentum).
     buffers: BTreeMap<String, Tensor<1>>,

@@ -302,7 +302,6 @@ impl Trainer {
         observer: &mut dyn Observer,
         stop: &AtomicBool,
     ) -> Result<Outcome, TrainError> {
-        let lut = normalization_lut(MEAN, STD);
         while self.progress.epochs_done < self.progress.config.epochs {
             let epoch = self.progress.epochs_done + 1;
             // Work on copies of the generators: an interrupted epoch leaves the checkpointed
@@ -310,57 +309,17 @@ impl Trainer {
             let mut shuffle_rng = self.progress.shuffle_rng.clone();
             let mut dropout_rng = self.progress.dropout_rng.clone();
             let order = shuffle_rng.permutation(data.train.len());
-            let batch_size = self.progress.config.batch_size;
-            let batches = order.len().div_ceil(batch_size);
+            let batches = order.len().div_ceil(self.progress.config.batch_size);
             observer.epoch_start(epoch, batches);
-
             let started = Instant::now();
-            let mut loss_sum = 0.0f64;
-            let mut images = Vec::new();
-            let mut labels = Vec::new();
-            let mut net = self.net.clone();
-            for (b, idx) in order.chunks(batch_size).enumerate() {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(Outcome::Interrupted {
-                        epochs_done: self.progress.epochs_done,
-                    });
-                }
-                data.train.gather(idx, &lut, &mut images, &mut labels);
-                let (x, y) = batch_tensors(&data.train, &images, &labels, &self.device);
-                let (log_probs, theta) =
-                    net.forward_with_params(x, &mut Mode::Train(&mut dropout_rng));
-                let loss = nll_loss(log_probs, y);
-                let loss_value: f32 = loss.clone().into_scalar();
-                let diverged = |what, value| TrainError::Diverged {
-                    epoch,
-                    batch: b,
-                    what,
-                    value,
+            let Some(loss_sum) = self.train_steps(&data.train, &order, &mut dropout_rng, observer, stop)? else {
+                return Ok(Outcome::Interrupted {
                     epochs_done: self.progress.epochs_done,
-                };
-                if !loss_value.is_finite() {
-                    return Err(diverged("the loss", loss_value));
-                }
-                if let Some(theta) = theta {
-                    let worst: f32 = theta.abs().max().into_scalar();
-                    if !worst.is_finite() {
-                        return Err(diverged("theta", worst));
-                    }
-                }
-                let grads = loss.backward();
-                net = self.sgd.step(&self.progress.config.sgd, net, &grads);
-                loss_sum += loss_value as f64;
-                let done = (b * batch_size + idx.len()).min(order.len());
-                observer.batch(epoch, b, done, order.len(), loss_value);
-            }
+                });
+            };
             let train_seconds = started.elapsed().as_secs_f64();
-            self.net = net;
 
-            let (test_loss, correct) = evaluate(
-                &self.net.valid(),
-                &data.test,
-                self.progress.config.eval_batch_size,
-            );
+            let (test_loss, correct) = evaluate(&self.net.valid(), &data.test, self.progress.config.eval_batch_size);
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: loss_sum / batches as f64,
@@ -377,6 +336,61 @@ impl Trainer {
             observer.epoch_end(&metrics, data.test.len());
         }
         Ok(Outcome::Completed)
+    }
+
+    /// One SGD step per mini-batch of `order` (indices into `set`), the real training path
+    /// that `run` and `stn bench train` share. Returns the summed batch losses, or `None` if
+    /// `stop` was raised, in which case the network and optimizer are left as they were.
+    pub fn train_steps(
+        &mut self,
+        set: &ImageSet,
+        order: &[usize],
+        dropout_rng: &mut Rng,
+        observer: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Option<f64>, TrainError> {
+        let lut = normalization_lut(MEAN, STD);
+        let epoch = self.progress.epochs_done + 1;
+        let batch_size = self.progress.config.batch_size;
+        let sgd_config = self.progress.config.sgd;
+        let mut net = self.net.clone();
+        let mut sgd = self.sgd.clone();
+        let mut loss_sum = 0.0f64;
+        let (mut images, mut labels) = (Vec::new(), Vec::new());
+        for (b, idx) in order.chunks(batch_size).enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            set.gather(idx, &lut, &mut images, &mut labels);
+            let (x, y) = batch_tensors(set, &images, &labels, &self.device);
+            let (log_probs, theta) = net.forward_with_params(x, &mut Mode::Train(dropout_rng));
+            let loss = nll_loss(log_probs, y);
+            let loss_value: f32 = loss.clone().into_scalar();
+            let diverged = |what, value| TrainError::Diverged {
+                epoch,
+                batch: b,
+                what,
+                value,
+                epochs_done: self.progress.epochs_done,
+            };
+            if !loss_value.is_finite() {
+                return Err(diverged("the loss", loss_value));
+            }
+            if let Some(theta) = theta {
+                let worst: f32 = theta.abs().max().into_scalar();
+                if !worst.is_finite() {
+                    return Err(diverged("theta", worst));
+                }
+            }
+            let grads = loss.backward();
+            net = sgd.step(&sgd_config, net, &grads);
+            loss_sum += loss_value as f64;
+            let done = (b * batch_size + idx.len()).min(order.len());
+            observer.batch(epoch, b, done, order.len(), loss_value);
+        }
+        self.net = net;
+        self.sgd = sgd;
+        Ok(Some(loss_sum))
     }
 
     /// Writes the checkpoint and the metrics file (both atomically).

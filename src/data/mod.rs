@@ -2,6 +2,7 @@
 
 pub mod idx;
 pub mod mnist;
+pub mod distort;
 
 pub use mnist::{DataError, Dataset, ImageSet};
 

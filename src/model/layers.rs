@@ -2,9 +2,9 @@
 //! PyTorch state_dict maps onto them one to one (burn's `Linear` stores its weight transposed).
 
 use burn::module::{Module, Param};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::ops;
 
 use crate::rng::Rng;
 
@@ -55,12 +55,7 @@ impl Conv2d {
 
     /// [N, in, H, W] -> [N, out, H - k + 1, W - k + 1].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(
-            x,
-            self.weight.val(),
-            Some(self.bias.val()),
-            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-        )
+        ops::conv2d(x, self.weight.val(), self.bias.val())
     }
 }
 
@@ -100,10 +95,7 @@ impl Linear {
 
 /// 2x2 max pooling followed by ReLU, the block that follows every convolution here.
 pub fn pool_relu(x: Tensor<4>) -> Tensor<4> {
-    use burn::tensor::activation::relu;
-    use burn::tensor::module::max_pool2d;
-    use burn::tensor::ops::MaxPoolOptions;
-    relu(max_pool2d(x, MaxPoolOptions::new([2, 2])))
+    ops::max_pool2x2_relu(x)
 }
 
 /// Spatial size after a valid k x k convolution and a 2x2 pool (floor), as PyTorch computes it.

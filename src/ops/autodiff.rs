@@ -52,6 +52,71 @@ impl<B: StnBackend> Backward<B, 1> for AffineGridBackward {
     }
 }
 
+#[derive(Debug)]
+struct AffineSampleBackward;
+
+impl<B: StnBackend> Backward<B, 2> for AffineSampleBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, SampleOptions);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_input, node_theta] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (input, theta, options) = ops.state;
+        let (gi, gt) = B::stn_affine_sample_backward(
+            input,
+            theta,
+            grad,
+            options,
+            node_input.is_some(),
+            node_theta.is_some(),
+        );
+        if let Some(node) = node_input {
+            grads.register::<B>(node.id, gi);
+        }
+        if let Some(node) = node_theta {
+            grads.register::<B>(node.id, gt);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conv2dBackward;
+
+impl<B: StnBackend> Backward<B, 3> for Conv2dBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, w, b) = ops.state;
+        let (gx, gw, gb) = B::stn_conv2d_backward(x, w, b, grad, node_x.is_some());
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, gx);
+        }
+        if let Some(node) = node_w {
+            grads.register::<B>(node.id, gw);
+        }
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, gb);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PoolReluBackward;
+
+impl<B: StnBackend> Backward<B, 1> for PoolReluBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::stn_pool_relu_backward(ops.state, grad));
+        }
+    }
+}
+
 impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
     fn stn_grid_sample(
         input: FloatTensor<Autodiff<B, C>>,
@@ -128,5 +193,102 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
             grad_grid.into_primitive(),
             align_corners,
         ))
+    }
+
+    fn stn_affine_sample(
+        input: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        height: usize,
+        width: usize,
+        options: SampleOptions,
+    ) -> FloatTensor<Self> {
+        match AffineSampleBackward
+            .prepare::<C>([input.node(), theta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (input, theta) = (input.into_primitive(), theta.into_primitive());
+                let out = B::stn_affine_sample(input.clone(), theta.clone(), height, width, options);
+                prep.finish((input, theta, options), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::stn_affine_sample(
+                input.into_primitive(),
+                theta.into_primitive(),
+                height,
+                width,
+                options,
+            )),
+        }
+    }
+
+    fn stn_affine_sample_backward(
+        input: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+        options: SampleOptions,
+        want_input: bool,
+        want_theta: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (gi, gt) = B::stn_affine_sample_backward(
+            input.into_primitive(),
+            theta.into_primitive(),
+            grad_output.into_primitive(),
+            options,
+            want_input,
+            want_theta,
+        );
+        (Self::from_inner(gi), Self::from_inner(gt))
+    }
+
+    fn stn_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        match Conv2dBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, w, b) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+                let out = B::stn_conv2d(x.clone(), w.clone(), b.clone());
+                prep.finish((x, w, b), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::stn_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
+    fn stn_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+        want_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (gx, gw, gb) = B::stn_conv2d_backward(
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+            grad_output.into_primitive(),
+            want_x,
+        );
+        (Self::from_inner(gx), Self::from_inner(gw), Self::from_inner(gb))
+    }
+
+    fn stn_pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match PoolReluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive();
+                let out = B::stn_pool_relu(x.clone());
+                prep.finish(x, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::stn_pool_relu(x.into_primitive())),
+        }
+    }
+
+    fn stn_pool_relu_backward(x: FloatTensor<Self>, grad_output: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::stn_pool_relu_backward(x.into_primitive(), grad_output.into_primitive()))
     }
 }

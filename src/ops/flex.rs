@@ -5,6 +5,7 @@ use burn::backend::TensorMetadata;
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::tensor::{DType, TensorData};
 
+use super::generic;
 use super::kernels::grid_sample::SampleShape;
 use super::kernels::{self, Real};
 use super::{SampleOptions, StnBackend};
@@ -150,6 +151,106 @@ impl StnBackend for Flex {
         })
     }
 
+    fn stn_affine_sample(input: FlexTensor, theta: FlexTensor, height: usize, width: usize, options: SampleOptions) -> FlexTensor {
+        let (input, theta) = (contiguous(input), contiguous(theta));
+        let [n, c, h_in, w_in] = dims(&input, "affine_sample input");
+        let _: [usize; 3] = dims(&theta, "affine_sample theta");
+        let s = SampleShape { n, c, h_in, w_in, h_out: height, w_out: width };
+        with_float!(input.dtype(), T, {
+            let mut out = vec![T::default(); n * c * height * width];
+            kernels::grid_sample::affine_forward::<T>(input.storage(), theta.storage(), &mut out, s, options);
+            tensor(out, vec![n, c, height, width])
+        })
+    }
+
+    fn stn_affine_sample_backward(
+        input: FlexTensor,
+        theta: FlexTensor,
+        grad_output: FlexTensor,
+        options: SampleOptions,
+        want_input: bool,
+        want_theta: bool,
+    ) -> (FlexTensor, FlexTensor) {
+        let (input, theta, grad) = (contiguous(input), contiguous(theta), contiguous(grad_output));
+        let [n, c, h_in, w_in] = dims(&input, "affine_sample input");
+        let [_, _, h_out, w_out] = dims(&grad, "affine_sample grad");
+        let s = SampleShape { n, c, h_in, w_in, h_out, w_out };
+        let dtype = input.dtype();
+        with_float!(dtype, T, {
+            let mut gin = want_input.then(|| vec![T::default(); n * c * h_in * w_in]);
+            let mut gtheta = vec![T::default(); n * 6];
+            kernels::grid_sample::affine_backward::<T>(
+                input.storage(),
+                theta.storage(),
+                grad.storage(),
+                gin.as_deref_mut(),
+                &mut gtheta,
+                s,
+                options,
+            );
+            (
+                gin.map_or_else(|| empty(dtype), |g| tensor(g, vec![n, c, h_in, w_in])),
+                if want_theta { tensor(gtheta, vec![n, 2, 3]) } else { empty(dtype) },
+            )
+        })
+    }
+
+    fn stn_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(s) = fast_conv(&x, &weight) {
+            let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+            let mut y = vec![0.0f32; s.n * s.o * s.ho() * s.wo()];
+            // SAFETY: fast_conv checked the CPU features.
+            unsafe {
+                kernels::conv_avx2::forward(x.storage(), weight.storage(), Some(bias.storage()), &mut y, s);
+            }
+            return tensor(y, vec![s.n, s.o, s.ho(), s.wo()]);
+        }
+        generic::conv2d::<Flex>(x, weight, bias)
+    }
+
+    fn stn_conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        grad_output: FlexTensor,
+        want_x: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(s) = fast_conv(&x, &weight) {
+            let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad_output));
+            let mut dx = want_x.then(|| vec![0.0f32; s.n * s.c * s.h * s.w]);
+            let mut dw = vec![0.0f32; s.o * s.c * s.k * s.k];
+            let mut db = vec![0.0f32; s.o];
+            // SAFETY: fast_conv checked the CPU features.
+            unsafe {
+                kernels::conv_avx2::backward(x.storage(), weight.storage(), grad.storage(), dx.as_deref_mut(), &mut dw, &mut db, s);
+            }
+            return (
+                dx.map_or_else(|| empty(DType::F32), |g| tensor(g, vec![s.n, s.c, s.h, s.w])),
+                tensor(dw, vec![s.o, s.c, s.k, s.k]),
+                tensor(db, vec![s.o]),
+            );
+        }
+        generic::conv2d_backward::<Flex>(x, weight, bias, grad_output, want_x)
+    }
+
+    fn stn_pool_relu(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(x);
+        let [n, c, h, w] = dims(&x, "pool input");
+        with_float!(x.dtype(), T, {
+            tensor(kernels::pool::forward::<T>(x.storage(), n * c, h, w), vec![n, c, h / 2, w / 2])
+        })
+    }
+
+    fn stn_pool_relu_backward(x: FlexTensor, grad_output: FlexTensor) -> FlexTensor {
+        let (x, grad) = (contiguous(x), contiguous(grad_output));
+        let [n, c, h, w] = dims(&x, "pool input");
+        with_float!(x.dtype(), T, {
+            tensor(kernels::pool::backward::<T>(x.storage(), grad.storage(), n * c, h, w), vec![n, c, h, w])
+        })
+    }
+
     fn stn_affine_grid_backward(grad_grid: FlexTensor, align_corners: bool) -> FlexTensor {
         let grad_grid = contiguous(grad_grid);
         let [n, h, w, _] = dims(&grad_grid, "affine_grid grad");
@@ -159,4 +260,16 @@ impl StnBackend for Flex {
             tensor(g, vec![n, 2, 3])
         })
     }
+}
+
+/// The geometry of a convolution the AVX2 kernels handle (f32, kernel side <= 7, CPU support).
+#[cfg(target_arch = "x86_64")]
+fn fast_conv(x: &FlexTensor, weight: &FlexTensor) -> Option<kernels::conv_avx2::ConvShape> {
+    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || !kernels::has_avx2() {
+        return None;
+    }
+    let [n, c, h, w] = dims(x, "conv2d input");
+    let [o, wc, k, k2] = dims(weight, "conv2d weight");
+    let s = kernels::conv_avx2::ConvShape { n, c, h, w, o, k };
+    (wc == c && k == k2 && s.supported() && n > 0).then_some(s)
 }

@@ -11,6 +11,7 @@
 
 pub mod autodiff;
 pub mod flex;
+pub mod generic;
 pub mod host;
 pub mod kernels;
 
@@ -111,6 +112,59 @@ pub trait StnBackend: Backend {
     ) -> FloatTensor<Self> {
         host::affine_grid_backward::<Self>(grad_grid, align_corners)
     }
+
+    /// grid_sample(input, affine_grid(theta)) in one pass: input [N, C, Hi, Wi], theta
+    /// [N, 2, 3] -> [N, C, height, width].
+    fn stn_affine_sample(
+        input: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        height: usize,
+        width: usize,
+        options: SampleOptions,
+    ) -> FloatTensor<Self> {
+        let grid = Self::stn_affine_grid(theta, height, width, options.align_corners);
+        Self::stn_grid_sample(input, grid, options)
+    }
+
+    /// Backward of [`StnBackend::stn_affine_sample`]: (grad_input, grad_theta); a gradient not
+    /// asked for comes back as an empty tensor of shape [0].
+    fn stn_affine_sample_backward(
+        input: FloatTensor<Self>,
+        theta: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+        options: SampleOptions,
+        want_input: bool,
+        want_theta: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        generic::affine_sample_backward::<Self>(input, theta, grad_output, options, want_input, want_theta)
+    }
+
+    /// Valid, stride-1 convolution: x [N, C, H, W], weight [O, C, K, K], bias [O].
+    fn stn_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::conv2d::<Self>(x, weight, bias)
+    }
+
+    /// Backward of [`StnBackend::stn_conv2d`]: (grad_x, grad_weight, grad_bias); grad_x is an
+    /// empty tensor of shape [0] unless `want_x`.
+    fn stn_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+        want_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        generic::conv2d_backward::<Self>(x, weight, bias, grad_output, want_x)
+    }
+
+    /// relu(max_pool2d(x, kernel 2, stride 2)): [N, C, H, W] -> [N, C, H / 2, W / 2].
+    fn stn_pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::pool_relu::<Self>(x)
+    }
+
+    /// Backward of [`StnBackend::stn_pool_relu`] with respect to x.
+    fn stn_pool_relu_backward(x: FloatTensor<Self>, grad_output: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::pool_relu_backward::<Self>(x, grad_output)
+    }
 }
 
 /// Samples `input` [N, C, Hi, Wi] at the normalized coordinates of `grid` [N, Ho, Wo, 2]
@@ -134,6 +188,52 @@ pub fn grid_sample(input: Tensor<4>, grid: Tensor<4>, options: SampleOptions) ->
         grid.into_dispatch(),
         options,
     ))
+}
+
+/// grid_sample(input, affine_grid(theta, size)) in one fused pass, differentiable with
+/// respect to the input and theta: the affine spatial transformer's sampler without an
+/// intermediate grid tensor.
+///
+/// # Panics
+/// If theta is not [N, 2, 3] for the input's N or the dtype is not f32/f64.
+pub fn affine_sample(input: Tensor<4>, theta: Tensor<3>, size: [usize; 2], options: SampleOptions) -> Tensor<4> {
+    let [n, _, _, _] = input.dims();
+    assert!(
+        theta.dims() == [n, 2, 3],
+        "affine_sample: theta must be [{n}, 2, 3], got {:?}",
+        theta.dims()
+    );
+    let theta = theta.cast(input.dtype());
+    Tensor::from_dispatch(Dispatch::stn_affine_sample(
+        input.into_dispatch(),
+        theta.into_dispatch(),
+        size[0],
+        size[1],
+        options,
+    ))
+}
+
+/// Valid (unpadded), stride-1 2-D convolution with bias, as PyTorch's `F.conv2d(x, weight,
+/// bias)`: x [N, C, H, W], weight [O, C, K, K], bias [O] -> [N, O, H - K + 1, W - K + 1].
+///
+/// # Panics
+/// If the shapes disagree.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    let [_, c, h, w] = x.dims();
+    let [o, wc, k, k2] = weight.dims();
+    assert!(
+        wc == c && k == k2 && k <= h && k <= w && bias.dims() == [o],
+        "conv2d: input {:?}, weight {:?} and bias {:?} do not fit",
+        x.dims(),
+        weight.dims(),
+        bias.dims()
+    );
+    Tensor::from_dispatch(Dispatch::stn_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+}
+
+/// relu(max_pool2d(x, 2)) fused: [N, C, H, W] -> [N, C, H / 2, W / 2] (floor).
+pub fn max_pool2x2_relu(x: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::stn_pool_relu(x.into_dispatch()))
 }
 
 /// The sampling grid of the affine maps `theta` [N, 2, 3] for an output of `height` x `width`,

@@ -75,7 +75,7 @@ pub fn generate(
     size: [usize; 2],
     align_corners: bool,
 ) -> Tensor<4> {
-    let [n, p] = params.dims();
+    let [_, p] = params.dims();
     assert_eq!(
         p,
         kind.num_params(),
@@ -84,7 +84,20 @@ pub fn generate(
     );
     let [h, w] = size;
     match kind {
-        TransformKind::Affine => ops::affine_grid(params.reshape([n, 2, 3]), h, w, align_corners),
+        TransformKind::Affine | TransformKind::Attention => {
+            let theta = affine_theta(kind, params).expect("affine family");
+            ops::affine_grid(theta, h, w, align_corners)
+        }
+        TransformKind::Projective => projective_grid(params, size, align_corners),
+        TransformKind::Tps { grid } => tps_grid(params, grid, size, align_corners),
+    }
+}
+
+/// theta [N, 2, 3] for the affine families (affine, attention), `None` for the others.
+pub fn affine_theta(kind: TransformKind, params: Tensor<2>) -> Option<Tensor<3>> {
+    let [n, _] = params.dims();
+    match kind {
+        TransformKind::Affine => Some(params.reshape([n, 2, 3])),
         TransformKind::Attention => {
             // (s, tx, ty) -> (s, 0, tx, 0, s, ty) as a product with a constant 3x6 matrix.
             #[rustfmt::skip]
@@ -94,10 +107,9 @@ pub fn generate(
                 0.0, 0.0, 0.0, 0.0, 0.0, 1.0f32,
             ];
             let m = constant(m.to_vec(), [3, 6], &params.device());
-            ops::affine_grid(params.matmul(m).reshape([n, 2, 3]), h, w, align_corners)
+            Some(params.matmul(m).reshape([n, 2, 3]))
         }
-        TransformKind::Projective => projective_grid(params, size, align_corners),
-        TransformKind::Tps { grid } => tps_grid(params, grid, size, align_corners),
+        TransformKind::Projective | TransformKind::Tps { .. } => None,
     }
 }
 

@@ -74,7 +74,14 @@ impl SpatialTransformer {
     pub fn forward_with_params(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
         let [_, _, h, w] = x.dims();
         let params = self.params(x.clone());
-        let grid = self.grid(params.clone(), [h, w]);
-        (self.sampler.sample(x, grid), params)
+        let out = match grid::affine_theta(self.kind, params.clone()) {
+            // Affine families take the fused sampler: no grid tensor, gradient straight to theta.
+            Some(theta) => self.sampler.sample_affine(x, theta, self.sampler.output_size([h, w])),
+            None => {
+                let grid = self.grid(params.clone(), [h, w]);
+                self.sampler.sample(x, grid)
+            }
+        };
+        (out, params)
     }
 }

@@ -28,13 +28,21 @@ impl SamplerConfig {
 
     /// Samples `x` [N, C, H, W] at `grid` [N, Ho, Wo, 2] -> [N, C, Ho, Wo].
     pub fn sample(&self, x: Tensor<4>, grid: Tensor<4>) -> Tensor<4> {
+        self.padded(x, |x| ops::grid_sample(x, grid, self.options))
+    }
+
+    /// Samples `x` through the affine maps `theta` [N, 2, 3] in one fused pass (no grid
+    /// tensor): the same result as [`Self::sample`] with an affine grid.
+    pub fn sample_affine(&self, x: Tensor<4>, theta: Tensor<3>, size: [usize; 2]) -> Tensor<4> {
+        self.padded(x, |x| ops::affine_sample(x, theta, size, self.options))
+    }
+
+    fn padded(&self, x: Tensor<4>, sample: impl FnOnce(Tensor<4>) -> Tensor<4>) -> Tensor<4> {
         match self.pad_value {
             // Sampling (x - v) with zero padding and adding v back pads with v exactly: the
             // interpolation weights of every mode sum to one.
-            Some(v) if v != 0.0 => {
-                ops::grid_sample(x.sub_scalar(v), grid, self.options).add_scalar(v)
-            }
-            _ => ops::grid_sample(x, grid, self.options),
+            Some(v) if v != 0.0 => sample(x.sub_scalar(v)).add_scalar(v),
+            _ => sample(x),
         }
     }
 }

@@ -67,7 +67,7 @@ fn reflect_grad<T: Real>(x: T, twice_low: i64, twice_high: i64) -> (T, T) {
     };
     let extra = x % span;
     // Saturating cast: NaN becomes 0 (even), as the C++ cast does on x86 in practice.
-    let flips = (x / span).floor().f64() as i64;
+    let flips = (x / span).floor().trunc_i64();
     if flips % 2 == 0 {
         (extra + min, mult)
     } else {
@@ -76,13 +76,15 @@ fn reflect_grad<T: Real>(x: T, twice_low: i64, twice_high: i64) -> (T, T) {
 }
 
 /// Keeps coordinates that cannot be indexed (NaN, infinite, beyond i32) out of bounds.
+/// PyTorch maps values outside [INT_MIN, INT_MAX - 1] to -100; this bound is symmetric, which
+/// reads the same pixels: everything it maps differently is far out of bounds either way.
 #[inline(always)]
 fn safe_downgrade<T: Real>(x: T) -> T {
-    let xf = x.f64();
-    if !xf.is_finite() || xf > (i32::MAX - 1) as f64 || xf < i32::MIN as f64 {
-        T::of(-100.0)
-    } else {
+    // Written so that NaN fails the comparison.
+    if x.abs() <= T::of((i32::MAX - 1) as f64) {
         x
+    } else {
+        T::of(-100.0)
     }
 }
 

@@ -1,0 +1,122 @@
+//! Throughput benchmarks of the real training, evaluation and op paths (`stn bench`).
+//! They time the same code `stn train` runs, after a warm-up; ratios against PyTorch come from
+//! `bench/compare.py`, which runs both in one go.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use serde::Serialize;
+
+use crate::data::Dataset;
+use crate::model::ModelConfig;
+use crate::ops::{self, SampleOptions};
+use crate::rng::Rng;
+use crate::train::{DataSpec, Silent, TrainConfig, Trainer, TrainError, evaluate};
+
+/// One benchmark's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// What was measured.
+    pub name: String,
+    /// Images processed per second in the timed part.
+    pub images_per_second: f64,
+    /// Seconds timed.
+    pub seconds: f64,
+    /// Images timed.
+    pub images: usize,
+    /// Peak resident memory of the process so far (VmHWM), if the OS reports it.
+    pub peak_rss_bytes: Option<u64>,
+    /// Worker threads available.
+    pub threads: usize,
+}
+
+/// The process's peak resident set size, from /proc/self/status (Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn result(name: &str, images: usize, seconds: f64) -> BenchResult {
+    BenchResult {
+        name: name.to_string(),
+        images_per_second: images as f64 / seconds,
+        seconds,
+        images,
+        peak_rss_bytes: peak_rss_bytes(),
+        threads: rayon::current_num_threads(),
+    }
+}
+
+/// Trains the tutorial network for `warmup` then `batches` timed mini-batches of `batch_size`
+/// (SGD lr 0.01), through [`Trainer::train_steps`], the path `stn train` uses.
+pub fn train(
+    data: &Dataset,
+    batches: usize,
+    warmup: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Result<BenchResult, TrainError> {
+    let config = TrainConfig {
+        batch_size,
+        ..TrainConfig::default()
+    };
+    let spec = DataSpec {
+        source: crate::data::Source::Folder(Path::new(".").to_path_buf()),
+        limit_train: None,
+        limit_test: None,
+    };
+    let mut trainer = Trainer::new(&ModelConfig::tutorial(), config, spec, device, Path::new("."));
+    let mut rng = Rng::new(7);
+    let n = data.train.len();
+    let order: Vec<usize> = (0..(warmup + batches) * batch_size).map(|i| i % n).collect();
+    let stop = AtomicBool::new(false);
+    let (warm, timed) = order.split_at(warmup * batch_size);
+    trainer.train_steps(&data.train, warm, &mut rng, &mut Silent, &stop)?;
+    let started = Instant::now();
+    trainer.train_steps(&data.train, timed, &mut rng, &mut Silent, &stop)?;
+    Ok(result("train", timed.len(), started.elapsed().as_secs_f64()))
+}
+
+/// Evaluates the tutorial network on the whole test set (after one warm-up pass over
+/// `warmup` images) with [`evaluate`], the path `stn eval` uses.
+pub fn eval(data: &Dataset, batch_size: usize, device: &Device) -> BenchResult {
+    let net = crate::model::Net::new(&ModelConfig::tutorial(), 1, device).valid();
+    let mut warm = data.test.clone();
+    warm.truncate(batch_size.min(data.test.len()));
+    evaluate(&net, &warm, batch_size);
+    let started = Instant::now();
+    evaluate(&net, &data.test, batch_size);
+    result("eval", data.test.len(), started.elapsed().as_secs_f64())
+}
+
+/// affine_grid + bilinear grid_sample, forward and backward (gradients to the input and
+/// theta), on an [n, c, h, w] input: the transformer's share of a training step.
+pub fn ops(shape: [usize; 4], iterations: usize, device: &Device) -> BenchResult {
+    let [n, c, h, w] = shape;
+    let device = device.clone().autodiff();
+    let x = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let theta0 = Tensor::<3>::from_floats([[[0.9, 0.1, 0.05], [-0.1, 1.1, -0.05]]], &device);
+    let step = || {
+        let x = x.clone().require_grad();
+        let theta = theta0.clone().expand([n, 2, 3]).require_grad();
+        let grid = ops::affine_grid(theta.clone(), h, w, false);
+        let out = ops::grid_sample(x.clone(), grid, SampleOptions::default());
+        let grads = out.sum().backward();
+        let gx = x.grad(&grads).expect("input gradient");
+        let gt = theta.grad(&grads).expect("theta gradient");
+        let _: f32 = (gx.sum() + gt.sum()).into_scalar();
+    };
+    for _ in 0..iterations.div_ceil(10) {
+        step();
+    }
+    let started = Instant::now();
+    for _ in 0..iterations {
+        step();
+    }
+    result(&format!("ops {n}x{c}x{h}x{w}"), n * iterations, started.elapsed().as_secs_f64())
+}
