@@ -54,6 +54,9 @@ struct BenchArgs {
     /// Print one JSON object per measurement.
     #[arg(long)]
     json: bool,
+    /// Also print the time spent in each fused kernel (by op and shape) during the timed part.
+    #[arg(long)]
+    profile: bool,
     #[command(flatten)]
     data: DataArgs,
     /// Compute device.
@@ -473,6 +476,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode> {
         return Err(usage("--batches and --batch-size must be at least 1"));
     }
     let device = device(a.device)?;
+    stn::ops::profile::enable(a.profile);
     let results = match a.what {
         BenchWhat::Train => {
             let (_, data) = load_data(a.data.data, None, a.data.limit_test)?;
@@ -487,6 +491,14 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode> {
             .map(|shape| stn::bench::ops(shape, a.batches, &device))
             .collect(),
     };
+    if a.profile {
+        let rows = stn::ops::profile::report();
+        let total: f64 = rows.iter().map(|r| r.2).sum();
+        println!("fused kernel time (timed part and warm-up), {total:.3} s in all:");
+        for (name, calls, secs) in rows {
+            println!("  {:>8.3} ms/call {:>6} calls {:>7.3} s  {name}", 1e3 * secs / calls as f64, calls, secs);
+        }
+    }
     for r in results {
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
@@ -505,3 +517,4 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+

@@ -57,6 +57,11 @@ impl Conv2d {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         ops::conv2d(x, self.weight.val(), self.bias.val())
     }
+
+    /// The same on batch-blocked tensors (see [`ops::to_blocked`]).
+    pub fn forward_blocked(&self, x: Tensor<5>) -> Tensor<5> {
+        ops::conv2d_blocked(x, self.weight.val(), self.bias.val())
+    }
 }
 
 /// A fully connected layer, weight [out, in] as PyTorch's `nn.Linear`.
@@ -93,9 +98,10 @@ impl Linear {
     }
 }
 
-/// 2x2 max pooling followed by ReLU, the block that follows every convolution here.
-pub fn pool_relu(x: Tensor<4>) -> Tensor<4> {
-    ops::max_pool2x2_relu(x)
+/// 2x2 max pooling followed by ReLU, the block that follows every convolution here
+/// (batch-blocked tensors).
+pub fn pool_relu(x: Tensor<5>) -> Tensor<5> {
+    ops::max_pool2x2_relu_blocked(x)
 }
 
 /// Spatial size after a valid k x k convolution and a 2x2 pool (floor), as PyTorch computes it.

@@ -155,9 +155,11 @@ impl Net {
 
     /// The classifier alone, on already transformed images.
     pub fn classify(&self, x: Tensor<4>, mode: &mut Mode) -> Tensor<2> {
-        let x = pool_relu(self.conv1.forward(x));
-        let x = dropout::dropout2d(self.conv2.forward(x), DROPOUT, mode);
-        let x = pool_relu(x);
+        let n = x.dims()[0];
+        let x = crate::ops::to_blocked(x);
+        let x = pool_relu(self.conv1.forward_blocked(x));
+        let x = dropout::dropout2d(self.conv2.forward_blocked(x), n, DROPOUT, mode);
+        let x = crate::ops::from_blocked(pool_relu(x), n);
         let x = relu(self.fc1.forward(x.flatten(1, 3)));
         let x = dropout::dropout(x, DROPOUT, mode);
         log_softmax(self.fc2.forward(x), 1)

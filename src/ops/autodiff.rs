@@ -1,7 +1,7 @@
 //! Custom backward passes: each op registers one node whose backward is one fused kernel call,
 //! instead of burn's generic chain of gathers and masks.
 
-use burn::backend::AutodiffBackend;
+use burn::backend::{AutodiffBackend, TensorMetadata};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
@@ -113,6 +113,38 @@ impl<B: StnBackend> Backward<B, 1> for PoolReluBackward {
         let grad = grads.consume::<B>(&ops.node);
         if let Some(node) = node_x {
             grads.register::<B>(node.id, B::stn_pool_relu_backward(ops.state, grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ToBlockedBackward;
+
+impl<B: StnBackend> Backward<B, 1> for ToBlockedBackward {
+    /// Images of the NCHW input.
+    type State = usize;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            grads.register::<B>(node.id, B::stn_from_blocked(grad, ops.state));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FromBlockedBackward;
+
+impl<B: StnBackend> Backward<B, 1> for FromBlockedBackward {
+    /// Block size of the blocked input.
+    type State = usize;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            grads.register::<B>(node.id, B::stn_to_blocked(grad, ops.state));
         }
     }
 }
@@ -290,5 +322,21 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
 
     fn stn_pool_relu_backward(x: FloatTensor<Self>, grad_output: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::from_inner(B::stn_pool_relu_backward(x.into_primitive(), grad_output.into_primitive()))
+    }
+
+    fn stn_to_blocked(x: FloatTensor<Self>, block: usize) -> FloatTensor<Self> {
+        let n = x.primitive().shape()[0];
+        match ToBlockedBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(n, B::stn_to_blocked(x.into_primitive(), block)),
+            OpsKind::UnTracked(prep) => prep.finish(B::stn_to_blocked(x.into_primitive(), block)),
+        }
+    }
+
+    fn stn_from_blocked(x: FloatTensor<Self>, n: usize) -> FloatTensor<Self> {
+        let block = x.primitive().shape()[4];
+        match FromBlockedBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(block, B::stn_from_blocked(x.into_primitive(), n)),
+            OpsKind::UnTracked(prep) => prep.finish(B::stn_from_blocked(x.into_primitive(), n)),
+        }
     }
 }

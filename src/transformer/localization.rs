@@ -9,6 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::model::layers::{Conv2d, Linear, conv_pool_size, pool_relu};
+use crate::ops;
 use crate::rng::Rng;
 
 /// Convolutional features of the localization network (PyTorch's `localization` Sequential).
@@ -37,9 +38,11 @@ impl Localization {
 
     /// [N, C, H, W] -> [N, features].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = pool_relu(self.conv1.forward(x));
-        let x = pool_relu(self.conv2.forward(x));
-        x.flatten(1, 3)
+        let n = x.dims()[0];
+        let x = ops::to_blocked(x);
+        let x = pool_relu(self.conv1.forward_blocked(x));
+        let x = pool_relu(self.conv2.forward_blocked(x));
+        ops::from_blocked(x, n).flatten(1, 3)
     }
 }
 

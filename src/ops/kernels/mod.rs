@@ -4,7 +4,7 @@
 
 pub mod affine_grid;
 #[cfg(target_arch = "x86_64")]
-pub mod conv_avx2;
+pub mod conv_b8;
 pub mod coords;
 pub mod grid_sample;
 pub mod pool;

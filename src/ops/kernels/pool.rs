@@ -1,45 +1,102 @@
 //! 2x2 max pooling (stride 2, floor) followed by ReLU, fused, with PyTorch's tie and NaN rules:
 //! the first maximum in row-major window order wins, and NaN propagates.
+//!
+//! Works on [planes, h, w, lanes]: lanes = 1 for NCHW tensors, 8 for batch-blocked ones (the
+//! innermost loop then runs over 8 images and vectorizes).
 
 use rayon::prelude::*;
 
 use super::{Real, with_simd};
 
-/// The window position (0..4, row-major) of the maximum, and the maximum.
-#[inline(always)]
-fn window_max<T: Real>(v: [T; 4]) -> (usize, T) {
-    let (mut best, mut m) = (0, v[0]);
-    for (i, &x) in v.iter().enumerate().skip(1) {
-        if x > m || x.is_nan() {
-            best = i;
-            m = x;
+/// relu(max_pool2d(x, 2)) of `planes` planes of h x w x lanes; the output is
+/// [planes, h / 2, w / 2, lanes].
+pub fn forward<T: Real>(x: &[T], planes: usize, h: usize, w: usize, lanes: usize) -> Vec<T> {
+    match lanes {
+        1 => forward_impl::<T, 1>(x, planes, h, w),
+        8 => forward_impl::<T, 8>(x, planes, h, w),
+        _ => {
+            // Any other block size: pool each lane as its own plane.
+            let y = from_lanes(x, planes * h * w, lanes);
+            let p = forward_impl::<T, 1>(&y, planes * lanes, h, w);
+            to_lanes(&p, planes * (h / 2) * (w / 2), lanes)
         }
     }
-    (best, m)
 }
 
+/// Gradient of [`forward`] with respect to x: each output's gradient goes to its window's
+/// first maximum when the output is positive.
+pub fn backward<T: Real>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize, lanes: usize) -> Vec<T> {
+    match lanes {
+        1 => backward_impl::<T, 1>(x, grad, planes, h, w),
+        8 => backward_impl::<T, 8>(x, grad, planes, h, w),
+        _ => {
+            let y = from_lanes(x, planes * h * w, lanes);
+            let g = from_lanes(grad, planes * (h / 2) * (w / 2), lanes);
+            let d = backward_impl::<T, 1>(&y, &g, planes * lanes, h, w);
+            to_lanes(&d, planes * h * w, lanes)
+        }
+    }
+}
+
+/// [n, lanes] -> [lanes, n].
+fn from_lanes<T: Real>(x: &[T], n: usize, lanes: usize) -> Vec<T> {
+    (0..lanes).flat_map(|l| (0..n).map(move |i| x[i * lanes + l])).collect()
+}
+
+/// [lanes, n] -> [n, lanes].
+fn to_lanes<T: Real>(x: &[T], n: usize, lanes: usize) -> Vec<T> {
+    (0..n).flat_map(|i| (0..lanes).map(move |l| x[l * n + i])).collect()
+}
+
+/// Which of the four window values PyTorch's max pooling picks, as one-hot lane masks: a later
+/// value replaces the running maximum when it is greater or NaN.
 #[inline(always)]
-fn window<T: Real>(plane: &[T], w: usize, i: usize, j: usize) -> [T; 4] {
-    let a = (2 * i) * w + 2 * j;
-    [plane[a], plane[a + 1], plane[a + w], plane[a + w + 1]]
+fn pick<T: Real, const L: usize>(v: [&[T]; 4]) -> ([T; L], [[bool; L]; 4]) {
+    let mut m = [T::zero(); L];
+    let mut take = [[false; L]; 4];
+    for l in 0..L {
+        m[l] = v[0][l];
+    }
+    for k in 1..4 {
+        for l in 0..L {
+            let x = v[k][l];
+            let t = x > m[l] || x != x;
+            take[k][l] = t;
+            m[l] = if t { x } else { m[l] };
+        }
+    }
+    // Position k wins if it took the maximum and no later one did.
+    let mut chosen = [[false; L]; 4];
+    for l in 0..L {
+        let (t1, t2, t3) = (take[1][l], take[2][l], take[3][l]);
+        chosen[3][l] = t3;
+        chosen[2][l] = t2 && !t3;
+        chosen[1][l] = t1 && !t2 && !t3;
+        chosen[0][l] = !t1 && !t2 && !t3;
+    }
+    (m, chosen)
 }
 
-/// relu(max_pool2d(x, 2)) of `planes` planes of h x w; the output is [planes, h / 2, w / 2].
-pub fn forward<T: Real>(x: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
-    assert_eq!(x.len(), planes * h * w, "pool: input length");
+fn forward_impl<T: Real, const L: usize>(x: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
+    assert_eq!(x.len(), planes * h * w * L, "pool: input length");
     let (ho, wo) = (h / 2, w / 2);
-    let mut out = vec![T::zero(); planes * ho * wo];
+    let mut out = vec![T::zero(); planes * ho * wo * L];
     if out.is_empty() {
         return out;
     }
-    out.par_chunks_mut(ho * wo).enumerate().for_each(|(p, out)| {
-        let plane = &x[p * h * w..(p + 1) * h * w];
+    out.par_chunks_mut(ho * wo * L).enumerate().for_each(|(p, out)| {
+        let plane = &x[p * h * w * L..(p + 1) * h * w * L];
         with_simd(#[inline(always)] || {
             for i in 0..ho {
                 for j in 0..wo {
-                    let (_, m) = window_max(window(plane, w, i, j));
-                    // relu keeps NaN, like PyTorch's.
-                    out[i * wo + j] = if m > T::zero() || m.is_nan() { m } else { T::zero() };
+                    let a = ((2 * i) * w + 2 * j) * L;
+                    let win = [a, a + L, a + w * L, a + (w + 1) * L].map(|o| &plane[o..o + L]);
+                    let (m, _) = pick::<T, L>(win);
+                    let o = &mut out[(i * wo + j) * L..(i * wo + j + 1) * L];
+                    for l in 0..L {
+                        // relu keeps NaN, like PyTorch's.
+                        o[l] = if m[l] > T::zero() || m[l] != m[l] { m[l] } else { T::zero() };
+                    }
                 }
             }
         });
@@ -47,29 +104,64 @@ pub fn forward<T: Real>(x: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
     out
 }
 
-/// Gradient of [`forward`] with respect to x: each output's gradient goes to its window's
-/// maximum when the output is positive.
-pub fn backward<T: Real>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
+fn backward_impl<T: Real, const L: usize>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
     let (ho, wo) = (h / 2, w / 2);
-    assert_eq!(x.len(), planes * h * w, "pool backward: input length");
-    assert_eq!(grad.len(), planes * ho * wo, "pool backward: grad length");
-    let mut dx = vec![T::zero(); planes * h * w];
+    assert_eq!(x.len(), planes * h * w * L, "pool backward: input length");
+    assert_eq!(grad.len(), planes * ho * wo * L, "pool backward: grad length");
+    let mut dx = vec![T::zero(); planes * h * w * L];
     if dx.is_empty() || ho * wo == 0 {
         return dx;
     }
-    dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dx)| {
-        let plane = &x[p * h * w..(p + 1) * h * w];
-        let g = &grad[p * ho * wo..(p + 1) * ho * wo];
+    dx.par_chunks_mut(h * w * L).enumerate().for_each(|(p, dx)| {
+        let plane = &x[p * h * w * L..(p + 1) * h * w * L];
+        let g = &grad[p * ho * wo * L..(p + 1) * ho * wo * L];
         with_simd(#[inline(always)] || {
             for i in 0..ho {
                 for j in 0..wo {
-                    let (k, m) = window_max(window(plane, w, i, j));
-                    if m > T::zero() {
-                        dx[(2 * i + k / 2) * w + 2 * j + k % 2] = g[i * wo + j];
+                    let a = ((2 * i) * w + 2 * j) * L;
+                    let offs = [a, a + L, a + w * L, a + (w + 1) * L];
+                    let (m, chosen) = pick::<T, L>(offs.map(|o| &plane[o..o + L]));
+                    let gi = &g[(i * wo + j) * L..(i * wo + j + 1) * L];
+                    for (k, &off) in offs.iter().enumerate() {
+                        let d = &mut dx[off..off + L];
+                        for l in 0..L {
+                            d[l] = if chosen[k][l] && m[l] > T::zero() { gi[l] } else { T::zero() };
+                        }
                     }
                 }
             }
         });
     });
     dx
+}
+
+/// NCHW [n, c, h, w] -> batch-blocked [ceil(n / lanes), c, h, w, lanes], zero-padding the
+/// missing images of the last block.
+pub fn to_blocked<T: Real>(x: &[T], n: usize, chw: usize, lanes: usize) -> Vec<T> {
+    assert_eq!(x.len(), n * chw, "to_blocked: input length");
+    let nb = n.div_ceil(lanes);
+    let mut out = vec![T::zero(); nb * chw * lanes];
+    out.par_chunks_mut(chw * lanes).enumerate().for_each(|(b, out)| {
+        for l in 0..lanes.min(n - b * lanes) {
+            let img = &x[(b * lanes + l) * chw..(b * lanes + l + 1) * chw];
+            for (i, &v) in img.iter().enumerate() {
+                out[i * lanes + l] = v;
+            }
+        }
+    });
+    out
+}
+
+/// Batch-blocked [nb, c, h, w, lanes] -> NCHW [n, c, h, w] (n <= nb * lanes).
+pub fn from_blocked<T: Real>(x: &[T], n: usize, chw: usize, lanes: usize) -> Vec<T> {
+    assert!(x.len() >= n.div_ceil(lanes) * chw * lanes, "from_blocked: input length");
+    let mut out = vec![T::zero(); n * chw];
+    out.par_chunks_mut(chw).enumerate().for_each(|(i, img)| {
+        let (b, l) = (i / lanes, i % lanes);
+        let block = &x[b * chw * lanes..(b + 1) * chw * lanes];
+        for (j, v) in img.iter_mut().enumerate() {
+            *v = block[j * lanes + l];
+        }
+    });
+    out
 }
