@@ -6,9 +6,8 @@
 //! layers. Vectorizing over the batch wastes nothing, needs no padding for alignment, and
 //! keeps every load aligned; conversions happen only at the ends of a convolution stack.
 //!
-//! - forward: register tiles of up to 4 output channels x 3 output pixels (12 accumulators of
-//!   8 images), streaming the kernel taps: per tap, 3 aligned loads, 4 weight broadcasts and
-//!   12 FMAs;
+//! - forward: register tiles of up to 5 output channels x 2 output pixels (10 accumulators of
+//!   8 images), streaming the kernel taps: per tap, 2 loads, 5 weight broadcasts and 10 FMAs;
 //! - input gradient: the forward kernel over the output gradient zero-padded by k - 1, with the
 //!   kernel rotated by 180 degrees and its channel axes swapped; rows of taps that only meet
 //!   padding are skipped;
@@ -86,25 +85,26 @@ fn correlate_block(
         let first = y as isize + top;
         let ky_lo = (-first).max(0) as usize;
         let ky_hi = ((ih as isize - first).min(k as isize)).max(0) as usize;
+        // Output channels per tile: 5 when they divide evenly (10, 20, ...), else 4; with 2
+        // pixels that is at most 10 accumulators, which leaves registers for the loads.
+        let block = if o % 5 == 0 { 5 } else { 4 };
         let mut ob = 0;
         while ob < o {
-            let nb = (o - ob).min(4);
+            let nb = (o - ob).min(block);
             let mut x = 0;
             while x < wo {
-                let np = (wo - x).min(3);
+                let np = (wo - x).min(2);
                 // SAFETY: bounds asserted above; features enabled on this function.
                 unsafe {
                     match (nb, np) {
-                        (4, 3) => tile::<4, 3>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
+                        (5, 2) => tile::<5, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
+                        (5, _) => tile::<5, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                         (4, 2) => tile::<4, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                         (4, _) => tile::<4, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (3, 3) => tile::<3, 3>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                         (3, 2) => tile::<3, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                         (3, _) => tile::<3, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (2, 3) => tile::<2, 3>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                         (2, 2) => tile::<2, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                         (2, _) => tile::<2, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (_, 3) => tile::<1, 3>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                         (_, 2) => tile::<1, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                         (_, _) => tile::<1, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
                     }

@@ -126,10 +126,11 @@ unsafe fn pixel(g: __m256, size: usize, border: bool, align: bool, backward: boo
         let s = _mm256_set1_ps;
         let one = s(1.0);
         let sizef = size as f32;
+        // Halving by multiplication is exact, as the portable code's division by 2.
         let (mut x, gm) = if align {
-            (_mm256_mul_ps(_mm256_div_ps(_mm256_add_ps(g, one), s(2.0)), s(sizef - 1.0)), (sizef - 1.0) / 2.0)
+            (_mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(0.5)), s(sizef - 1.0)), (sizef - 1.0) / 2.0)
         } else {
-            (_mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(sizef)), one), s(2.0)), sizef / 2.0)
+            (_mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(sizef)), one), s(0.5)), sizef / 2.0)
         };
         let mut gm = s(gm);
         if border {
@@ -212,10 +213,23 @@ impl Lanes {
         }
     }
 
+    /// Whether all four neighbours of all eight lanes are inside the input.
+    #[inline(always)]
+    unsafe fn interior(&self) -> bool {
+        unsafe {
+            let all = _mm256_and_si256(_mm256_and_si256(self.mask[0], self.mask[1]), _mm256_and_si256(self.mask[2], self.mask[3]));
+            _mm256_movemask_ps(_mm256_castsi256_ps(all)) == 0xff
+        }
+    }
+
     /// The four neighbours' values in a plane (zero outside).
     #[inline(always)]
-    unsafe fn gather(&self, plane: &[f32]) -> [__m256; 4] {
+    unsafe fn gather(&self, plane: &[f32], interior: bool) -> [__m256; 4] {
         unsafe {
+            if interior {
+                let g = |k: usize| _mm256_i32gather_ps::<4>(plane.as_ptr(), self.idx[k]);
+                return [g(0), g(1), g(2), g(3)];
+            }
             let z = _mm256_setzero_ps();
             let g = |k: usize| {
                 _mm256_mask_i32gather_ps::<4>(z, plane.as_ptr(), self.idx[k], _mm256_castsi256_ps(self.mask[k]))
@@ -242,8 +256,9 @@ pub unsafe fn forward_item(input: &[f32], coords: &VecCoords, out: &mut [f32], s
             let (iy, _) = pixel(gy, s.h_in, border, align, false);
             let l = lanes(ix, iy, s.h_in, s.w_in);
             let w = l.weights();
+            let interior = l.interior();
             for c in 0..s.c {
-                let v = l.gather(&input[c * plane_in..(c + 1) * plane_in]);
+                let v = l.gather(&input[c * plane_in..(c + 1) * plane_in], interior);
                 let acc = _mm256_add_ps(
                     _mm256_add_ps(
                         _mm256_add_ps(_mm256_mul_ps(v[0], w[0]), _mm256_mul_ps(v[1], w[1])),
@@ -288,6 +303,7 @@ pub unsafe fn backward_item(
             let (ix, gmx) = pixel(gx, s.w_in, border, align, true);
             let (iy, gmy) = pixel(gy, s.h_in, border, align, true);
             let l = lanes(ix, iy, s.h_in, s.w_in);
+            let interior = l.interior();
             let (mut gix, mut giy) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             for c in 0..s.c {
                 let go = _mm256_loadu_ps(grad_out.as_ptr().add(c * plane_out + p));
@@ -295,7 +311,7 @@ pub unsafe fn backward_item(
                     scatter(&mut gin[c * plane_in..(c + 1) * plane_in], &l, go);
                 }
                 if want {
-                    let [nw, ne, sw, se] = l.gather(&input[c * plane_in..(c + 1) * plane_in]);
+                    let [nw, ne, sw, se] = l.gather(&input[c * plane_in..(c + 1) * plane_in], interior);
                     let ax = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(ne, nw), l.fy1), _mm256_mul_ps(_mm256_sub_ps(se, sw), l.fy));
                     let ay = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(sw, nw), l.fx1), _mm256_mul_ps(_mm256_sub_ps(se, ne), l.fx));
                     gix = _mm256_add_ps(gix, _mm256_mul_ps(ax, go));
