@@ -14,7 +14,7 @@ use crate::data::Dataset;
 use crate::model::ModelConfig;
 use crate::ops::{self, SampleOptions};
 use crate::rng::Rng;
-use crate::train::{DataSpec, Silent, TrainConfig, Trainer, TrainError, evaluate};
+use crate::train::{DataSpec, Silent, TrainConfig, TrainError, Trainer, evaluate};
 
 /// One benchmark's result.
 #[derive(Clone, Debug, Serialize)]
@@ -70,16 +70,28 @@ pub fn train(
         limit_train: None,
         limit_test: None,
     };
-    let mut trainer = Trainer::new(&ModelConfig::tutorial(), config, spec, device, Path::new("."));
+    let mut trainer = Trainer::new(
+        &ModelConfig::tutorial(),
+        config,
+        spec,
+        device,
+        Path::new("."),
+    );
     let mut rng = Rng::new(7);
     let n = data.train.len();
-    let order: Vec<usize> = (0..(warmup + batches) * batch_size).map(|i| i % n).collect();
+    let order: Vec<usize> = (0..(warmup + batches) * batch_size)
+        .map(|i| i % n)
+        .collect();
     let stop = AtomicBool::new(false);
     let (warm, timed) = order.split_at(warmup * batch_size);
     trainer.train_steps(&data.train, warm, &mut rng, &mut Silent, &stop)?;
     let started = Instant::now();
     trainer.train_steps(&data.train, timed, &mut rng, &mut Silent, &stop)?;
-    Ok(result("train", timed.len(), started.elapsed().as_secs_f64()))
+    Ok(result(
+        "train",
+        timed.len(),
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 /// Evaluates the tutorial network on the whole test set (after one warm-up pass over
@@ -118,5 +130,9 @@ pub fn ops(shape: [usize; 4], iterations: usize, device: &Device) -> BenchResult
     for _ in 0..iterations {
         step();
     }
-    result(&format!("ops {n}x{c}x{h}x{w}"), n * iterations, started.elapsed().as_secs_f64())
+    result(
+        &format!("ops {n}x{c}x{h}x{w}"),
+        n * iterations,
+        started.elapsed().as_secs_f64(),
+    )
 }

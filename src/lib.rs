@@ -1,8 +1,10 @@
 //! `stn`: spatial transformer networks on burn.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod experiment;
 pub mod model;
 pub mod ops;
 pub mod optim;
@@ -12,4 +14,3 @@ pub mod rng;
 pub mod torch_import;
 pub mod train;
 pub mod transformer;
-pub mod bench;

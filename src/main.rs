@@ -10,13 +10,14 @@ use clap::{Args, Parser, Subcommand};
 
 use burn::module::Module;
 use stn::checkpoint::Checkpoint;
-use stn::data::{Dataset, Source};
+use stn::data::{Dataset, Distortion, Source};
 use stn::device::DeviceKind;
 use stn::model::ModelConfig;
-use stn::model::io::{load_net, model_path};
+use stn::model::io::{load, model_path};
 use stn::optim::SgdConfig;
 use stn::progress::Console;
 use stn::train::{self, CHECKPOINT_FILE, DataSpec, METRICS_FILE, Outcome, TrainConfig, Trainer};
+use stn::transformer::TransformKind;
 
 #[derive(Parser)]
 #[command(name = "stn", version, about = "Spatial transformer networks on burn", long_about = None)]
@@ -35,6 +36,65 @@ enum Command {
     Visualize(VisualizeArgs),
     /// Throughput of the real training / evaluation / op paths (see bench/compare.py).
     Bench(BenchArgs),
+    /// Generate one of the paper's distorted MNIST datasets as IDX files plus a sample sheet.
+    Data(DataCmdArgs),
+    /// Reproduce the paper's experiments.
+    Experiment(ExperimentArgs),
+}
+
+#[derive(Args)]
+struct DataCmdArgs {
+    /// Which dataset: r, rts, p, e or tc.
+    #[arg(long, value_name = "NAME", value_parser = parse_distortion)]
+    dataset: Distortion,
+    /// Generator seed (the same seed gives byte-identical files).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Folder to write the four IDX files and sample.png into.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Folder of the 28x28 source digits [default: the vendored data/mnist].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+fn parse_distortion(s: &str) -> Result<Distortion, String> {
+    Distortion::parse(s)
+        .ok_or_else(|| format!("unknown dataset '{s}': expected r, rts, p, e or tc"))
+}
+
+#[derive(Args)]
+struct ExperimentArgs {
+    /// Which experiment (table1: CNN vs ST-CNN on distorted MNIST).
+    #[arg(value_enum)]
+    which: ExperimentWhich,
+    /// Training budget per model.
+    #[arg(long, value_enum, default_value_t = stn::experiment::Budget::Quick)]
+    budget: stn::experiment::Budget,
+    /// Experiment folder; running again continues where it stopped.
+    #[arg(long, value_name = "DIR", default_value = "runs/table1")]
+    out: PathBuf,
+    /// Only these datasets (comma-separated) [default: r,rts,p,e,tc].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_distortion)]
+    datasets: Vec<Distortion>,
+    /// Seed of the generated datasets.
+    #[arg(long, default_value_t = 1)]
+    data_seed: u64,
+    /// Seed of initialization, shuffling and dropout.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Folder of the 28x28 source digits [default: the vendored data/mnist].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExperimentWhich {
+    /// The paper's Table 1.
+    Table1,
 }
 
 #[derive(Args)]
@@ -76,13 +136,80 @@ enum BenchWhat {
 
 #[derive(Args)]
 struct DataArgs {
-    /// Folder with the four MNIST-format files (.gz or raw), e.g. Fashion-MNIST.
-    /// [default: the vendored data/mnist]
+    /// Folder with the four MNIST-format files (.gz or raw), e.g. Fashion-MNIST; for a
+    /// distorted --dataset, the digits it is made from. [default: the vendored data/mnist]
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// The data as is (mnist), or one of the paper's distorted variants generated from it:
+    /// r (rotated), rts (rotated, translated, scaled; 42x42), p (projective), e (elastic),
+    /// tc (translated + cluttered; 60x60).
+    #[arg(long, value_name = "NAME", value_parser = parse_dataset)]
+    dataset: Option<DatasetArg>,
+    /// Seed of the distorted dataset.
+    #[arg(long, default_value_t = 1)]
+    data_seed: u64,
     /// Use only the first N test images.
     #[arg(long, value_name = "N")]
     limit_test: Option<usize>,
+}
+
+/// `--dataset`: the data as is (None) or a distortion of it.
+#[derive(Clone, Copy, Debug)]
+struct DatasetArg(Option<Distortion>);
+
+fn parse_dataset(s: &str) -> Result<DatasetArg, String> {
+    if s.eq_ignore_ascii_case("mnist") {
+        return Ok(DatasetArg(None));
+    }
+    Distortion::parse(s)
+        .map(|d| DatasetArg(Some(d)))
+        .ok_or_else(|| format!("unknown dataset '{s}': expected mnist, r, rts, p, e or tc"))
+}
+
+/// `--transform`: a transformer family, or None for the plain CNN.
+#[derive(Clone, Copy, Debug)]
+struct TransformArg(Option<TransformKind>);
+
+fn parse_transform(s: &str) -> Result<TransformArg, String> {
+    let kind = match s.to_ascii_lowercase().as_str() {
+        "affine" => Some(TransformKind::Affine),
+        "attention" => Some(TransformKind::Attention),
+        "projective" => Some(TransformKind::Projective),
+        "tps" => Some(TransformKind::Tps { grid: 4 }),
+        "none" => None,
+        _ => {
+            return Err(format!(
+                "unknown transform '{s}': expected affine, attention, projective, tps or none"
+            ));
+        }
+    };
+    Ok(TransformArg(kind))
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// The spatial transformer: affine (the tutorial's), attention (scale + translation),
+    /// projective, tps (thin-plate spline), or none (the plain CNN baseline).
+    #[arg(long, value_name = "KIND", default_value = "affine", value_parser = parse_transform)]
+    transform: TransformArg,
+    /// Control points per side of the thin-plate spline (4: the paper's 16 points).
+    #[arg(long, default_value_t = 4)]
+    tps_grid: usize,
+    /// Side of the transformer's output [default: the input's; 21 for rts, 30 for tc].
+    #[arg(long, value_name = "N")]
+    st_size: Option<usize>,
+    /// What the sampler reads outside the image: zeros (PyTorch's) or background (the
+    /// normalized value of a black pixel, which avoids a visible frame).
+    #[arg(long, value_enum, default_value_t = PadArg::Zeros)]
+    pad: PadArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PadArg {
+    /// Zero, as PyTorch.
+    Zeros,
+    /// The normalized background value.
+    Background,
 }
 
 #[derive(Args)]
@@ -117,11 +244,16 @@ struct TrainArgs {
         conflicts_with = "resume"
     )]
     weight_decay: f64,
+    /// Divide the learning rate by 10 every N epochs [default: constant, as the tutorial].
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    lr_step: Option<usize>,
     /// Seed for initialization, shuffling and dropout.
     #[arg(long, default_value_t = 1, conflicts_with = "resume")]
     seed: u64,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Use only the first N training images.
     #[arg(long, value_name = "N", conflicts_with = "resume")]
     limit_train: Option<usize>,
@@ -199,6 +331,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval(a),
         Command::Visualize(a) => cmd_visualize(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Data(a) => cmd_data(a),
+        Command::Experiment(a) => cmd_experiment(a),
     };
     match result {
         Ok(code) => code,
@@ -227,13 +361,35 @@ fn device(kind: DeviceKind) -> Result<burn::tensor::Device> {
     kind.device().map_err(usage)
 }
 
+/// The data the flags name: a folder as is, or a distorted dataset generated from it.
+fn source(a: &DataArgs) -> Source {
+    let dir = a.data.clone().unwrap_or_else(default_data_dir);
+    match a.dataset.and_then(|d| d.0) {
+        None => Source::Folder(dir),
+        Some(kind) => Source::Distorted {
+            base: dir,
+            kind,
+            seed: a.data_seed,
+        },
+    }
+}
+
+/// The data for evaluating a model: the flags if they name any, else what the model was
+/// trained on (when recorded), else the vendored MNIST.
+fn eval_source(a: &DataArgs, recorded: Option<DataSpec>) -> Source {
+    match (a.data.is_some() || a.dataset.is_some(), recorded) {
+        (false, Some(spec)) => spec.source,
+        _ => source(a),
+    }
+}
+
 fn load_data(
-    dir: Option<PathBuf>,
+    source: Source,
     limit_train: Option<usize>,
     limit_test: Option<usize>,
 ) -> Result<(DataSpec, Dataset)> {
     let spec = DataSpec {
-        source: Source::Folder(dir.unwrap_or_else(default_data_dir)),
+        source,
         limit_train,
         limit_test,
     };
@@ -311,7 +467,9 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             let mut spec = progress.data.clone();
             if let Some(d) = a.data.data.clone() {
                 // The data may have moved; the files must still be the same set.
-                spec.source = Source::Folder(d);
+                match &mut spec.source {
+                    Source::Folder(dir) | Source::Distorted { base: dir, .. } => *dir = d,
+                }
             }
             let data = load_spec(&spec)?;
             let out = path
@@ -340,20 +498,30 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
                 },
                 seed: a.seed,
                 log_interval: a.log_interval,
+                lr_step: a.lr_step,
             };
             config.validate().map_err(usage)?;
-            let model = ModelConfig::tutorial();
-            let (spec, data) = load_data(a.data.data.clone(), a.limit_train, a.data.limit_test)?;
-            if data.train.rows != model.input_size[0] || data.train.cols != model.input_size[1] {
-                bail!(
-                    "{}: images are {}x{}, the tutorial network takes {}x{}",
-                    spec.source.describe(),
-                    data.train.rows,
-                    data.train.cols,
-                    model.input_size[0],
-                    model.input_size[1]
-                );
-            }
+            let src = source(&a.data);
+            let st_size =
+                a.model
+                    .st_size
+                    .or(a.data.dataset.and_then(|d| d.0).and_then(|d| d.st_size()));
+            let transform = match a.model.transform.0 {
+                Some(TransformKind::Tps { .. }) => Some(TransformKind::Tps {
+                    grid: a.model.tps_grid,
+                }),
+                t => t,
+            };
+            let (spec, data) = load_data(src, a.limit_train, a.data.limit_test)?;
+            let model = ModelConfig::new(
+                [data.train.rows, data.train.cols],
+                transform,
+                st_size,
+                a.model.pad == PadArg::Background,
+            );
+            model
+                .validate()
+                .map_err(|e| usage(format!("{}: {e}", spec.source.describe())))?;
             let out = a.out.clone().unwrap_or_else(default_run_dir);
             if out.join(CHECKPOINT_FILE).exists() {
                 return Err(usage(format!(
@@ -365,7 +533,8 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create run folder {}", out.display()))?;
             println!(
-                "training the tutorial STN on {} ({} train / {} test images), device {}, {} epochs, batch {}, lr {}, seed {} -> {}",
+                "training {} on {} ({} train / {} test images), device {}, {} epochs, batch {}, lr {}, seed {} -> {}",
+                model.name(),
                 spec.source.describe(),
                 data.train.len(),
                 data.test.len(),
@@ -419,8 +588,8 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
         return Err(usage("--batch-size must be at least 1"));
     }
     let device = device(a.device)?;
-    let net = load_net(&a.model, &device)?;
-    let (_, data) = load_data(a.data.data, None, a.data.limit_test)?;
+    let (net, recorded) = load(&a.model, &device)?;
+    let (_, data) = load_data(eval_source(&a.data, recorded), None, a.data.limit_test)?;
     check_size(&net.config, &data)?;
     let (loss, correct) = train::evaluate(&net, &data.test, a.batch_size);
     let n = data.test.len();
@@ -461,8 +630,8 @@ fn cmd_visualize(a: VisualizeArgs) -> Result<ExitCode> {
         return Err(usage("--count must be at least 1"));
     }
     let device = device(a.device)?;
-    let net = load_net(&a.model, &device)?;
-    let (_, data) = load_data(a.data.data, None, a.data.limit_test)?;
+    let (net, recorded) = load(&a.model, &device)?;
+    let (_, data) = load_data(eval_source(&a.data, recorded), None, a.data.limit_test)?;
     check_size(&net.config, &data)?;
     stn::report::stn_figure(&net, &data.test, a.count)
         .save_png(&a.out)
@@ -479,12 +648,22 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode> {
     stn::ops::profile::enable(a.profile);
     let results = match a.what {
         BenchWhat::Train => {
-            let (_, data) = load_data(a.data.data, None, a.data.limit_test)?;
-            vec![stn::bench::train(&data, a.batches, a.warmup, a.batch_size.unwrap_or(64), &device)?]
+            let (_, data) = load_data(source(&a.data), None, a.data.limit_test)?;
+            vec![stn::bench::train(
+                &data,
+                a.batches,
+                a.warmup,
+                a.batch_size.unwrap_or(64),
+                &device,
+            )?]
         }
         BenchWhat::Eval => {
-            let (_, data) = load_data(a.data.data, None, a.data.limit_test)?;
-            vec![stn::bench::eval(&data, a.batch_size.unwrap_or(1000), &device)]
+            let (_, data) = load_data(source(&a.data), None, a.data.limit_test)?;
+            vec![stn::bench::eval(
+                &data,
+                a.batch_size.unwrap_or(1000),
+                &device,
+            )]
         }
         BenchWhat::Ops => [[64, 1, 28, 28], [32, 3, 64, 64]]
             .into_iter()
@@ -496,7 +675,12 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode> {
         let total: f64 = rows.iter().map(|r| r.2).sum();
         println!("fused kernel time (timed part and warm-up), {total:.3} s in all:");
         for (name, calls, secs) in rows {
-            println!("  {:>8.3} ms/call {:>6} calls {:>7.3} s  {name}", 1e3 * secs / calls as f64, calls, secs);
+            println!(
+                "  {:>8.3} ms/call {:>6} calls {:>7.3} s  {name}",
+                1e3 * secs / calls as f64,
+                calls,
+                secs
+            );
         }
     }
     for r in results {
@@ -511,10 +695,90 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode> {
                 r.seconds,
                 64000.0 / r.images_per_second,
                 r.threads,
-                r.peak_rss_bytes.map_or("n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
+                r.peak_rss_bytes
+                    .map_or("n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
             );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+fn cmd_data(a: DataCmdArgs) -> Result<ExitCode> {
+    let source = Source::Distorted {
+        base: a.data.unwrap_or_else(default_data_dir),
+        kind: a.dataset,
+        seed: a.seed,
+    };
+    println!("generating {}", source.describe());
+    let data = source.load()?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    for (set, train) in [(&data.train, true), (&data.test, false)] {
+        stn::data::mnist::write_split(&a.out, set, train)
+            .with_context(|| format!("cannot write into {}", a.out.display()))?;
+    }
+    let sheet = a.out.join("sample.png");
+    stn::report::sample_sheet(
+        &data.train,
+        64,
+        &format!(
+            "{}: {} (seed {})",
+            a.dataset.name().to_uppercase(),
+            a.dataset.describe(),
+            a.seed
+        ),
+    )
+    .save_png(&sheet)
+    .with_context(|| format!("cannot write {}", sheet.display()))?;
+    println!(
+        "wrote {} train and {} test {}x{} images to {} (IDX files and sample.png)",
+        data.train.len(),
+        data.test.len(),
+        data.train.rows,
+        data.train.cols,
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_experiment(a: ExperimentArgs) -> Result<ExitCode> {
+    let ExperimentWhich::Table1 = a.which;
+    let device = device(a.device)?;
+    let datasets = if a.datasets.is_empty() {
+        Distortion::ALL.to_vec()
+    } else {
+        a.datasets.clone()
+    };
+    let stop = interrupt_flag();
+    let mut console = Console::new(0);
+    console.quiet = true;
+    let mut log = |m: &str| println!("{m}");
+    let opts = stn::experiment::Options {
+        budget: a.budget,
+        base: a.data.unwrap_or_else(default_data_dir),
+        out: a.out.clone(),
+        datasets,
+        data_seed: a.data_seed,
+        seed: a.seed,
+        device,
+        log: &mut log,
+    };
+    match stn::experiment::run(opts, &mut console, &stop) {
+        Ok(cells) => {
+            println!("\n{}", stn::experiment::markdown(a.budget, &cells));
+            println!(
+                "wrote {}/table1.md, table1.json and one picture per dataset",
+                a.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(stn::experiment::ExperimentError::Interrupted) => {
+            eprintln!(
+                "stopped; finished runs are kept in {}; run the same command again to continue",
+                a.out.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -61,7 +61,10 @@ impl Canvas {
     /// Draws `text` with its top-left corner at (x, y), each font pixel `scale` x `scale`.
     pub fn text(&mut self, x: usize, y: usize, text: &str, scale: usize, color: [u8; 3]) {
         for (i, ch) in text.chars().enumerate() {
-            let glyph = font8x8::BASIC_FONTS.get(ch).unwrap_or([0; 8]);
+            let glyph = font8x8::BASIC_FONTS
+                .get(ch)
+                .or_else(|| font8x8::LATIN_FONTS.get(ch))
+                .unwrap_or([0; 8]);
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
                     if bits >> col & 1 == 1 {
@@ -209,7 +212,20 @@ pub fn stn_figure(net: &crate::model::Net, set: &crate::data::ImageSet, count: u
         per_row,
     )
     .scaled(scale);
-    let oscale = (input.width / (per_row * (ow + 2) + 2)).max(1);
+    let oscale = ((input.width as f64 / (per_row * (ow + 2) + 2) as f64).round() as usize).max(1);
     let output = image_grid(&denormalize(&out, MEAN, STD), count, oh, ow, per_row).scaled(oscale);
     titled_panels(&[("Dataset Images", &input), ("Transformed Images", &output)])
+}
+
+/// A titled sheet of the first `count` images of `set` (raw pixels, no model).
+pub fn sample_sheet(set: &crate::data::ImageSet, count: usize, title: &str) -> Canvas {
+    let count = count.min(set.len()).max(1);
+    let per_row = (count as f64).sqrt().ceil() as usize;
+    let pixels: Vec<f32> = set.images[..count * set.pixels()]
+        .iter()
+        .map(|&p| p as f32 / 255.0)
+        .collect();
+    let scale = (480 / (per_row * (set.cols + 2) + 2)).max(1);
+    let grid = image_grid(&pixels, count, set.rows, set.cols, per_row).scaled(scale);
+    titled_panels(&[(title, &grid)])
 }

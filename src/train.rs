@@ -36,6 +36,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Log a line every this many batches (the tutorial: 500).
     pub log_interval: usize,
+    /// Divide the learning rate by 10 every this many epochs (`None`: constant, the
+    /// tutorial's).
+    #[serde(default)]
+    pub lr_step: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -51,6 +55,7 @@ impl Default for TrainConfig {
             },
             seed: 1,
             log_interval: 500,
+            lr_step: None,
         }
     }
 }
@@ -80,7 +85,19 @@ impl TrainConfig {
                 s.weight_decay
             ));
         }
+        if self.lr_step == Some(0) {
+            return Err("--lr-step must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// The optimizer settings for `epoch` (from 1), with the learning-rate schedule applied.
+    pub fn sgd_at(&self, epoch: usize) -> SgdConfig {
+        let steps = self.lr_step.map_or(0, |k| (epoch.max(1) - 1) / k);
+        SgdConfig {
+            lr: self.sgd.lr * 0.1f64.powi(steps as i32),
+            ..self.sgd
+        }
     }
 }
 
@@ -312,14 +329,20 @@ impl Trainer {
             let batches = order.len().div_ceil(self.progress.config.batch_size);
             observer.epoch_start(epoch, batches);
             let started = Instant::now();
-            let Some(loss_sum) = self.train_steps(&data.train, &order, &mut dropout_rng, observer, stop)? else {
+            let Some(loss_sum) =
+                self.train_steps(&data.train, &order, &mut dropout_rng, observer, stop)?
+            else {
                 return Ok(Outcome::Interrupted {
                     epochs_done: self.progress.epochs_done,
                 });
             };
             let train_seconds = started.elapsed().as_secs_f64();
 
-            let (test_loss, correct) = evaluate(&self.net.valid(), &data.test, self.progress.config.eval_batch_size);
+            let (test_loss, correct) = evaluate(
+                &self.net.valid(),
+                &data.test,
+                self.progress.config.eval_batch_size,
+            );
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: loss_sum / batches as f64,
@@ -352,7 +375,7 @@ impl Trainer {
         let lut = normalization_lut(MEAN, STD);
         let epoch = self.progress.epochs_done + 1;
         let batch_size = self.progress.config.batch_size;
-        let sgd_config = self.progress.config.sgd;
+        let sgd_config = self.progress.config.sgd_at(epoch);
         let mut net = self.net.clone();
         let mut sgd = self.sgd.clone();
         let mut loss_sum = 0.0f64;

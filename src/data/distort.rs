@@ -3,9 +3,9 @@
 //!
 //! What the appendix specifies (paraphrased):
 //! - **R**: the digit rotated by a random angle in ±90°.
-//! - **RTS**: rotated by a random angle in ±45°, scaled by a random factor in 0.7–1.2, and placed
+//! - **RTS**: rotated by a random angle in ±45°, scaled by a random factor in 0.7-1.2, and placed
 //!   at a random location in a 42×42 image.
-//! - **P**: a projective transformation: the digit scaled by a random factor in 0.75–1.0, then its
+//! - **P**: a projective transformation: the digit scaled by a random factor in 0.75-1.0, then its
 //!   four corners stretched by Gaussian noise with a standard deviation of 5 pixels.
 //! - **E**: an elastic warp: a thin-plate spline through a 4×4 grid of control points, each
 //!   perturbed by Gaussian noise with a standard deviation of 1.5 pixels.
@@ -105,12 +105,22 @@ impl Distortion {
         }
     }
 
-    /// A one-line description.
+    /// The paper's sampler output side for this dataset: half resolution for the 42x42 and
+    /// 60x60 sets (RTS, TC), the input size otherwise.
+    pub fn st_size(self) -> Option<usize> {
+        match self {
+            Distortion::Rts => Some(21),
+            Distortion::Tc => Some(30),
+            _ => None,
+        }
+    }
+
+    /// One-line description.
     pub fn describe(self) -> &'static str {
         match self {
             Self::R => "rotated ±90°",
-            Self::Rts => "rotated ±45°, scaled 0.7–1.2, placed at random in 42×42",
-            Self::P => "projective: scaled 0.75–1.0, corners moved by N(0, 5 px)",
+            Self::Rts => "rotated ±45°, scaled 0.7-1.2, placed at random in 42×42",
+            Self::P => "projective: scaled 0.75-1.0, corners moved by N(0, 5 px)",
             Self::E => "elastic: thin-plate spline, 4×4 control points moved by N(0, 1.5 px)",
             Self::Tc => "placed at random in 60×60 with six 6×6 clutter crops",
         }

@@ -63,6 +63,16 @@ pub enum DataError {
         /// The label.
         label: u8,
     },
+    /// Source images of the wrong size for a generated dataset.
+    #[error("{}: the distorted datasets are made from 28x28 digits, these images are {rows}x{cols}", dir.display())]
+    Size {
+        /// The source folder.
+        dir: PathBuf,
+        /// Image height found.
+        rows: usize,
+        /// Image width found.
+        cols: usize,
+    },
     /// Images with a zero-sized side or no images at all.
     #[error("{}: holds no usable images (dimensions {dims:?})", path.display())]
     Empty {

@@ -1,9 +1,10 @@
 //! Data: IDX files, MNIST-format image sets, and the paper's distorted variants.
 
+pub mod distort;
 pub mod idx;
 pub mod mnist;
-pub mod distort;
 
+pub use distort::Distortion;
 pub use mnist::{DataError, Dataset, ImageSet};
 
 use std::path::PathBuf;
@@ -15,13 +16,35 @@ use serde::{Deserialize, Serialize};
 pub enum Source {
     /// A folder of MNIST-format files (MNIST, Fashion-MNIST, ...).
     Folder(PathBuf),
+    /// A distorted variant of the 28x28 set in `base`, generated with `seed` (see [`distort`]).
+    Distorted {
+        /// Folder of the source digits.
+        base: PathBuf,
+        /// The distortion.
+        kind: Distortion,
+        /// Generator seed.
+        seed: u64,
+    },
 }
 
 impl Source {
-    /// Loads the dataset.
+    /// Loads (or generates) the dataset.
     pub fn load(&self) -> Result<Dataset, DataError> {
         match self {
             Self::Folder(dir) => mnist::load_dir(dir),
+            Self::Distorted { base, kind, seed } => {
+                let data = mnist::load_dir(base)?;
+                for set in [&data.train, &data.test] {
+                    if (set.rows, set.cols) != (distort::SOURCE_SIZE, distort::SOURCE_SIZE) {
+                        return Err(DataError::Size {
+                            dir: base.clone(),
+                            rows: set.rows,
+                            cols: set.cols,
+                        });
+                    }
+                }
+                Ok(distort::distort_dataset(*kind, &data, *seed))
+            }
         }
     }
 
@@ -29,6 +52,14 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Self::Folder(dir) => dir.display().to_string(),
+            Self::Distorted { base, kind, seed } => {
+                format!(
+                    "{} ({}, seed {seed}) from {}",
+                    kind.name().to_uppercase(),
+                    kind.describe(),
+                    base.display()
+                )
+            }
         }
     }
 }

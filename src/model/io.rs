@@ -9,7 +9,7 @@ use super::state::{StateError, load_state_dict};
 use super::{ModelConfig, Net};
 use crate::checkpoint::{Checkpoint, CheckpointError, is_checkpoint};
 use crate::torch_import::{TorchImportError, read_state_dict};
-use crate::train::CHECKPOINT_FILE;
+use crate::train::{CHECKPOINT_FILE, DataSpec};
 
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,11 @@ fn is_torch_name(path: &Path) -> bool {
 /// Loads a network from an stn checkpoint, a run folder, or a PyTorch state_dict of the
 /// tutorial's network (`.pt` / `.pth`).
 pub fn load_net(path: &Path, device: &Device) -> Result<Net, LoadError> {
+    Ok(load(path, device)?.0)
+}
+
+/// Like [`load_net`], also returning the data the run trained on, when the file records it.
+pub fn load(path: &Path, device: &Device) -> Result<(Net, Option<DataSpec>), LoadError> {
     let path = model_path(path);
     let head = read_head(&path)?;
     if is_checkpoint(&head) || !is_torch_name(&path) {
@@ -76,12 +81,14 @@ pub fn load_net(path: &Path, device: &Device) -> Result<Net, LoadError> {
                 detail,
             })?;
         let net = Net::new(&ckpt.model, 0, device);
-        return load_state_dict(net, &ckpt.params)
-            .map_err(|source| LoadError::State { path, source });
+        let net = load_state_dict(net, &ckpt.params)
+            .map_err(|source| LoadError::State { path, source })?;
+        return Ok((net, ckpt.progress.map(|p| p.data)));
     }
     let state = read_state_dict(&path)?;
     let net = Net::new(&ModelConfig::tutorial(), 0, device);
-    load_state_dict(net, &state).map_err(|source| LoadError::State { path, source })
+    let net = load_state_dict(net, &state).map_err(|source| LoadError::State { path, source })?;
+    Ok((net, None))
 }
 
 fn read_head(path: &Path) -> Result<Vec<u8>, LoadError> {

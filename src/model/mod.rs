@@ -42,6 +42,39 @@ impl ModelConfig {
         }
     }
 
+    /// A network for `size` inputs with the given transformer (`None`: the plain CNN), the
+    /// sampler producing `st_size` x `st_size` (`None`: the input size), padding with the
+    /// normalized background instead of zero when `pad_background`.
+    pub fn new(
+        size: [usize; 2],
+        transform: Option<TransformKind>,
+        st_size: Option<usize>,
+        pad_background: bool,
+    ) -> Self {
+        let mut sampler = SamplerConfig {
+            output_size: st_size.map(|s| [s, s]),
+            ..SamplerConfig::default()
+        };
+        if pad_background {
+            sampler.pad_value = Some(BACKGROUND);
+        }
+        Self {
+            input_size: size,
+            transform,
+            sampler,
+            classes: 10,
+        }
+    }
+
+    /// A short name: "cnn", "st-affine", "st-tps16", ...
+    pub fn name(&self) -> String {
+        match self.transform {
+            None => "cnn".into(),
+            Some(TransformKind::Tps { grid }) => format!("st-tps{}", grid * grid),
+            Some(k) => format!("st-{}", k.name()),
+        }
+    }
+
     /// Spatial size the classifier sees (the sampler may resize).
     pub fn classifier_input(&self) -> [usize; 2] {
         match self.transform {
@@ -79,6 +112,10 @@ impl ModelConfig {
         Ok(())
     }
 }
+
+/// The normalized value of a black MNIST pixel, (0 - mean) / std: what a sampler should read
+/// outside the image for the padding to look like background.
+pub const BACKGROUND: f32 = (0.0 - crate::data::mnist::MEAN) / crate::data::mnist::STD;
 
 /// Dropout probability of the tutorial (both `Dropout2d` and `F.dropout`).
 pub const DROPOUT: f32 = 0.5;

@@ -1,12 +1,12 @@
 //! Custom backward passes: each op registers one node whose backward is one fused kernel call,
 //! instead of burn's generic chain of gathers and masks.
 
-use burn::backend::{AutodiffBackend, TensorMetadata};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
+use burn::backend::{AutodiffBackend, TensorMetadata};
 
 use super::{SampleOptions, StnBackend};
 
@@ -241,7 +241,8 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (input, theta) = (input.into_primitive(), theta.into_primitive());
-                let out = B::stn_affine_sample(input.clone(), theta.clone(), height, width, options);
+                let out =
+                    B::stn_affine_sample(input.clone(), theta.clone(), height, width, options);
                 prep.finish((input, theta, options), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::stn_affine_sample(
@@ -273,14 +274,22 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
         (Self::from_inner(gi), Self::from_inner(gt))
     }
 
-    fn stn_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn stn_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         match Conv2dBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (x, w, b) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+                let (x, w, b) = (
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
                 let out = B::stn_conv2d(x.clone(), w.clone(), b.clone());
                 prep.finish((x, w, b), out)
             }
@@ -306,11 +315,19 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
             grad_output.into_primitive(),
             want_x,
         );
-        (Self::from_inner(gx), Self::from_inner(gw), Self::from_inner(gb))
+        (
+            Self::from_inner(gx),
+            Self::from_inner(gw),
+            Self::from_inner(gb),
+        )
     }
 
     fn stn_pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match PoolReluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match PoolReluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let x = x.into_primitive();
                 let out = B::stn_pool_relu(x.clone());
@@ -320,13 +337,23 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
         }
     }
 
-    fn stn_pool_relu_backward(x: FloatTensor<Self>, grad_output: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::from_inner(B::stn_pool_relu_backward(x.into_primitive(), grad_output.into_primitive()))
+    fn stn_pool_relu_backward(
+        x: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::stn_pool_relu_backward(
+            x.into_primitive(),
+            grad_output.into_primitive(),
+        ))
     }
 
     fn stn_to_blocked(x: FloatTensor<Self>, block: usize) -> FloatTensor<Self> {
         let n = x.primitive().shape()[0];
-        match ToBlockedBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match ToBlockedBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => prep.finish(n, B::stn_to_blocked(x.into_primitive(), block)),
             OpsKind::UnTracked(prep) => prep.finish(B::stn_to_blocked(x.into_primitive(), block)),
         }
@@ -334,8 +361,14 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
 
     fn stn_from_blocked(x: FloatTensor<Self>, n: usize) -> FloatTensor<Self> {
         let block = x.primitive().shape()[4];
-        match FromBlockedBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(block, B::stn_from_blocked(x.into_primitive(), n)),
+        match FromBlockedBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish(block, B::stn_from_blocked(x.into_primitive(), n))
+            }
             OpsKind::UnTracked(prep) => prep.finish(B::stn_from_blocked(x.into_primitive(), n)),
         }
     }

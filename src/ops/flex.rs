@@ -6,9 +6,9 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::tensor::{DType, TensorData};
 
 use super::generic;
-use super::profile::{label, time};
 use super::kernels::grid_sample::SampleShape;
 use super::kernels::{self, Real};
+use super::profile::{label, time};
 use super::{SampleOptions, StnBackend};
 
 fn contiguous(t: FlexTensor) -> FlexTensor {
@@ -75,26 +75,29 @@ fn sample_shape(input: &FlexTensor, grid: &FlexTensor) -> SampleShape {
 
 impl StnBackend for Flex {
     fn stn_grid_sample(input: FlexTensor, grid: FlexTensor, options: SampleOptions) -> FlexTensor {
-        time(label(|| format!("grid_sample fwd {:?}", input.shape().as_slice())), || {
-        let (input, grid) = (contiguous(input), contiguous(grid));
-        let s = sample_shape(&input, &grid);
-        assert_eq!(
-            input.dtype(),
-            grid.dtype(),
-            "grid_sample: input and grid dtypes differ"
-        );
-        with_float!(input.dtype(), T, {
-            let mut out = vec![T::default(); s.n * s.c * s.h_out * s.w_out];
-            kernels::grid_sample::forward::<T>(
-                input.storage(),
-                grid.storage(),
-                &mut out,
-                s,
-                options,
-            );
-            tensor(out, vec![s.n, s.c, s.h_out, s.w_out])
-        })
-        })
+        time(
+            label(|| format!("grid_sample fwd {:?}", input.shape().as_slice())),
+            || {
+                let (input, grid) = (contiguous(input), contiguous(grid));
+                let s = sample_shape(&input, &grid);
+                assert_eq!(
+                    input.dtype(),
+                    grid.dtype(),
+                    "grid_sample: input and grid dtypes differ"
+                );
+                with_float!(input.dtype(), T, {
+                    let mut out = vec![T::default(); s.n * s.c * s.h_out * s.w_out];
+                    kernels::grid_sample::forward::<T>(
+                        input.storage(),
+                        grid.storage(),
+                        &mut out,
+                        s,
+                        options,
+                    );
+                    tensor(out, vec![s.n, s.c, s.h_out, s.w_out])
+                })
+            },
+        )
     }
 
     fn stn_grid_sample_backward(
@@ -105,35 +108,40 @@ impl StnBackend for Flex {
         want_input: bool,
         want_grid: bool,
     ) -> (FlexTensor, FlexTensor) {
-        time(label(|| format!("grid_sample bwd {:?}", input.shape().as_slice())), || {
-        let (input, grid, grad_output) =
-            (contiguous(input), contiguous(grid), contiguous(grad_output));
-        let s = sample_shape(&input, &grid);
-        let dtype = input.dtype();
-        with_float!(dtype, T, {
-            let mut gin = want_input.then(|| vec![T::default(); s.n * s.c * s.h_in * s.w_in]);
-            let mut ggrid = want_grid.then(|| vec![T::default(); s.n * s.h_out * s.w_out * 2]);
-            kernels::grid_sample::backward::<T>(
-                input.storage(),
-                grid.storage(),
-                grad_output.storage(),
-                gin.as_deref_mut(),
-                ggrid.as_deref_mut(),
-                s,
-                options,
-            );
-            (
-                gin.map_or_else(
-                    || empty(dtype),
-                    |g| tensor(g, vec![s.n, s.c, s.h_in, s.w_in]),
-                ),
-                ggrid.map_or_else(
-                    || empty(dtype),
-                    |g| tensor(g, vec![s.n, s.h_out, s.w_out, 2]),
-                ),
-            )
-        })
-        })
+        time(
+            label(|| format!("grid_sample bwd {:?}", input.shape().as_slice())),
+            || {
+                let (input, grid, grad_output) =
+                    (contiguous(input), contiguous(grid), contiguous(grad_output));
+                let s = sample_shape(&input, &grid);
+                let dtype = input.dtype();
+                with_float!(dtype, T, {
+                    let mut gin =
+                        want_input.then(|| vec![T::default(); s.n * s.c * s.h_in * s.w_in]);
+                    let mut ggrid =
+                        want_grid.then(|| vec![T::default(); s.n * s.h_out * s.w_out * 2]);
+                    kernels::grid_sample::backward::<T>(
+                        input.storage(),
+                        grid.storage(),
+                        grad_output.storage(),
+                        gin.as_deref_mut(),
+                        ggrid.as_deref_mut(),
+                        s,
+                        options,
+                    );
+                    (
+                        gin.map_or_else(
+                            || empty(dtype),
+                            |g| tensor(g, vec![s.n, s.c, s.h_in, s.w_in]),
+                        ),
+                        ggrid.map_or_else(
+                            || empty(dtype),
+                            |g| tensor(g, vec![s.n, s.h_out, s.w_out, 2]),
+                        ),
+                    )
+                })
+            },
+        )
     }
 
     fn stn_affine_grid(
@@ -156,18 +164,40 @@ impl StnBackend for Flex {
         })
     }
 
-    fn stn_affine_sample(input: FlexTensor, theta: FlexTensor, height: usize, width: usize, options: SampleOptions) -> FlexTensor {
-        time(label(|| format!("affine_sample fwd {:?}", input.shape().as_slice())), || {
-        let (input, theta) = (contiguous(input), contiguous(theta));
-        let [n, c, h_in, w_in] = dims(&input, "affine_sample input");
-        let _: [usize; 3] = dims(&theta, "affine_sample theta");
-        let s = SampleShape { n, c, h_in, w_in, h_out: height, w_out: width };
-        with_float!(input.dtype(), T, {
-            let mut out = vec![T::default(); n * c * height * width];
-            kernels::grid_sample::affine_forward::<T>(input.storage(), theta.storage(), &mut out, s, options);
-            tensor(out, vec![n, c, height, width])
-        })
-        })
+    fn stn_affine_sample(
+        input: FlexTensor,
+        theta: FlexTensor,
+        height: usize,
+        width: usize,
+        options: SampleOptions,
+    ) -> FlexTensor {
+        time(
+            label(|| format!("affine_sample fwd {:?}", input.shape().as_slice())),
+            || {
+                let (input, theta) = (contiguous(input), contiguous(theta));
+                let [n, c, h_in, w_in] = dims(&input, "affine_sample input");
+                let _: [usize; 3] = dims(&theta, "affine_sample theta");
+                let s = SampleShape {
+                    n,
+                    c,
+                    h_in,
+                    w_in,
+                    h_out: height,
+                    w_out: width,
+                };
+                with_float!(input.dtype(), T, {
+                    let mut out = vec![T::default(); n * c * height * width];
+                    kernels::grid_sample::affine_forward::<T>(
+                        input.storage(),
+                        theta.storage(),
+                        &mut out,
+                        s,
+                        options,
+                    );
+                    tensor(out, vec![n, c, height, width])
+                })
+            },
+        )
     }
 
     fn stn_affine_sample_backward(
@@ -178,30 +208,48 @@ impl StnBackend for Flex {
         want_input: bool,
         want_theta: bool,
     ) -> (FlexTensor, FlexTensor) {
-        time(label(|| format!("affine_sample bwd {:?}", input.shape().as_slice())), || {
-        let (input, theta, grad) = (contiguous(input), contiguous(theta), contiguous(grad_output));
-        let [n, c, h_in, w_in] = dims(&input, "affine_sample input");
-        let [_, _, h_out, w_out] = dims(&grad, "affine_sample grad");
-        let s = SampleShape { n, c, h_in, w_in, h_out, w_out };
-        let dtype = input.dtype();
-        with_float!(dtype, T, {
-            let mut gin = want_input.then(|| vec![T::default(); n * c * h_in * w_in]);
-            let mut gtheta = vec![T::default(); n * 6];
-            kernels::grid_sample::affine_backward::<T>(
-                input.storage(),
-                theta.storage(),
-                grad.storage(),
-                gin.as_deref_mut(),
-                &mut gtheta,
-                s,
-                options,
-            );
-            (
-                gin.map_or_else(|| empty(dtype), |g| tensor(g, vec![n, c, h_in, w_in])),
-                if want_theta { tensor(gtheta, vec![n, 2, 3]) } else { empty(dtype) },
-            )
-        })
-        })
+        time(
+            label(|| format!("affine_sample bwd {:?}", input.shape().as_slice())),
+            || {
+                let (input, theta, grad) = (
+                    contiguous(input),
+                    contiguous(theta),
+                    contiguous(grad_output),
+                );
+                let [n, c, h_in, w_in] = dims(&input, "affine_sample input");
+                let [_, _, h_out, w_out] = dims(&grad, "affine_sample grad");
+                let s = SampleShape {
+                    n,
+                    c,
+                    h_in,
+                    w_in,
+                    h_out,
+                    w_out,
+                };
+                let dtype = input.dtype();
+                with_float!(dtype, T, {
+                    let mut gin = want_input.then(|| vec![T::default(); n * c * h_in * w_in]);
+                    let mut gtheta = vec![T::default(); n * 6];
+                    kernels::grid_sample::affine_backward::<T>(
+                        input.storage(),
+                        theta.storage(),
+                        grad.storage(),
+                        gin.as_deref_mut(),
+                        &mut gtheta,
+                        s,
+                        options,
+                    );
+                    (
+                        gin.map_or_else(|| empty(dtype), |g| tensor(g, vec![n, c, h_in, w_in])),
+                        if want_theta {
+                            tensor(gtheta, vec![n, 2, 3])
+                        } else {
+                            empty(dtype)
+                        },
+                    )
+                })
+            },
+        )
     }
 
     fn stn_to_blocked(x: FlexTensor, block: usize) -> FlexTensor {
@@ -222,26 +270,44 @@ impl StnBackend for Flex {
         let x = contiguous(x);
         let [_, c, h, w, b] = dims(&x, "from_blocked input");
         with_float!(x.dtype(), T, {
-            tensor(kernels::pool::from_blocked::<T>(x.storage(), n, c * h * w, b), vec![n, c, h, w])
+            tensor(
+                kernels::pool::from_blocked::<T>(x.storage(), n, c * h * w, b),
+                vec![n, c, h, w],
+            )
         })
     }
 
     fn stn_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        time(label(|| format!("conv2d fwd x{:?} w{:?}", x.shape().as_slice(), weight.shape().as_slice())), || {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(plan) = ConvPlan::new(&x, &weight) {
-                let (weight, bias) = (contiguous(weight), contiguous(bias));
-                let xb = plan.blocked(x);
-                let s = plan.shape;
-                let mut y = vec![0.0f32; s.nb * s.o * s.ho() * s.wo() * 8];
-                // SAFETY: ConvPlan checked the CPU features.
-                unsafe {
-                    kernels::conv_b8::forward(&xb, weight.storage(), Some(bias.storage()), &mut y, s);
+        time(
+            label(|| {
+                format!(
+                    "conv2d fwd x{:?} w{:?}",
+                    x.shape().as_slice(),
+                    weight.shape().as_slice()
+                )
+            }),
+            || {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(plan) = ConvPlan::new(&x, &weight) {
+                    let (weight, bias) = (contiguous(weight), contiguous(bias));
+                    let xb = plan.blocked(x);
+                    let s = plan.shape;
+                    let mut y = vec![0.0f32; s.nb * s.o * s.ho() * s.wo() * 8];
+                    // SAFETY: ConvPlan checked the CPU features.
+                    unsafe {
+                        kernels::conv_b8::forward(
+                            &xb,
+                            weight.storage(),
+                            Some(bias.storage()),
+                            &mut y,
+                            s,
+                        );
+                    }
+                    return plan.output(y, s.o, s.ho(), s.wo());
                 }
-                return plan.output(y, s.o, s.ho(), s.wo());
-            }
-            generic::conv2d::<Flex>(x, weight, bias)
-        })
+                generic::conv2d::<Flex>(x, weight, bias)
+            },
+        )
     }
 
     fn stn_conv2d_backward(
@@ -251,62 +317,96 @@ impl StnBackend for Flex {
         grad_output: FlexTensor,
         want_x: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        time(label(|| format!("conv2d bwd x{:?} w{:?} dx={want_x}", x.shape().as_slice(), weight.shape().as_slice())), || {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(plan) = ConvPlan::new(&x, &weight) {
-                let weight = contiguous(weight);
-                let s = plan.shape;
-                let xb = plan.blocked(x);
-                let gb = plan.blocked(grad_output);
-                let mut dx = want_x.then(|| vec![0.0f32; xb.len()]);
-                let mut dw = vec![0.0f32; s.o * s.c * s.k * s.k];
-                let mut db = vec![0.0f32; s.o];
-                // SAFETY: ConvPlan checked the CPU features.
-                unsafe {
-                    kernels::conv_b8::backward(&xb, weight.storage(), &gb, dx.as_deref_mut(), &mut dw, &mut db, s);
+        time(
+            label(|| {
+                format!(
+                    "conv2d bwd x{:?} w{:?} dx={want_x}",
+                    x.shape().as_slice(),
+                    weight.shape().as_slice()
+                )
+            }),
+            || {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(plan) = ConvPlan::new(&x, &weight) {
+                    let weight = contiguous(weight);
+                    let s = plan.shape;
+                    let xb = plan.blocked(x);
+                    let gb = plan.blocked(grad_output);
+                    let mut dx = want_x.then(|| vec![0.0f32; xb.len()]);
+                    let mut dw = vec![0.0f32; s.o * s.c * s.k * s.k];
+                    let mut db = vec![0.0f32; s.o];
+                    // SAFETY: ConvPlan checked the CPU features.
+                    unsafe {
+                        kernels::conv_b8::backward(
+                            &xb,
+                            weight.storage(),
+                            &gb,
+                            dx.as_deref_mut(),
+                            &mut dw,
+                            &mut db,
+                            s,
+                        );
+                    }
+                    return (
+                        dx.map_or_else(|| empty(DType::F32), |g| plan.output(g, s.c, s.h, s.w)),
+                        tensor(dw, vec![s.o, s.c, s.k, s.k]),
+                        tensor(db, vec![s.o]),
+                    );
                 }
-                return (
-                    dx.map_or_else(|| empty(DType::F32), |g| plan.output(g, s.c, s.h, s.w)),
-                    tensor(dw, vec![s.o, s.c, s.k, s.k]),
-                    tensor(db, vec![s.o]),
-                );
-            }
-            generic::conv2d_backward::<Flex>(x, weight, bias, grad_output, want_x)
-        })
+                generic::conv2d_backward::<Flex>(x, weight, bias, grad_output, want_x)
+            },
+        )
     }
 
     fn stn_pool_relu(x: FlexTensor) -> FlexTensor {
-        time(label(|| format!("pool_relu fwd {:?}", x.shape().as_slice())), || {
-            let x = contiguous(x);
-            let (planes, h, w, lanes, mut shape) = pool_geometry(&x);
-            with_float!(x.dtype(), T, {
-                let out = match fast_pool::<T>(lanes) {
-                    // SAFETY: fast_pool checked the CPU features; T is f32.
-                    true => bytemuck::cast_vec(unsafe { pool_b8(x.storage(), None, planes, h, w) }),
-                    false => kernels::pool::forward::<T>(x.storage(), planes, h, w, lanes),
-                };
-                let r = shape.len();
-                let at = if r == 5 { r - 3 } else { r - 2 };
-                shape[at] = h / 2;
-                shape[at + 1] = w / 2;
-                tensor(out, shape)
-            })
-        })
+        time(
+            label(|| format!("pool_relu fwd {:?}", x.shape().as_slice())),
+            || {
+                let x = contiguous(x);
+                let (planes, h, w, lanes, mut shape) = pool_geometry(&x);
+                with_float!(x.dtype(), T, {
+                    let out = match fast_pool::<T>(lanes) {
+                        // SAFETY: fast_pool checked the CPU features; T is f32.
+                        true => {
+                            bytemuck::cast_vec(unsafe { pool_b8(x.storage(), None, planes, h, w) })
+                        }
+                        false => kernels::pool::forward::<T>(x.storage(), planes, h, w, lanes),
+                    };
+                    let r = shape.len();
+                    let at = if r == 5 { r - 3 } else { r - 2 };
+                    shape[at] = h / 2;
+                    shape[at + 1] = w / 2;
+                    tensor(out, shape)
+                })
+            },
+        )
     }
 
     fn stn_pool_relu_backward(x: FlexTensor, grad_output: FlexTensor) -> FlexTensor {
-        time(label(|| format!("pool_relu bwd {:?}", x.shape().as_slice())), || {
-            let (x, grad) = (contiguous(x), contiguous(grad_output));
-            let (planes, h, w, lanes, shape) = pool_geometry(&x);
-            with_float!(x.dtype(), T, {
-                let dx = match fast_pool::<T>(lanes) {
-                    // SAFETY: fast_pool checked the CPU features; T is f32.
-                    true => bytemuck::cast_vec(unsafe { pool_b8(x.storage(), Some(grad.storage()), planes, h, w) }),
-                    false => kernels::pool::backward::<T>(x.storage(), grad.storage(), planes, h, w, lanes),
-                };
-                tensor(dx, shape)
-            })
-        })
+        time(
+            label(|| format!("pool_relu bwd {:?}", x.shape().as_slice())),
+            || {
+                let (x, grad) = (contiguous(x), contiguous(grad_output));
+                let (planes, h, w, lanes, shape) = pool_geometry(&x);
+                with_float!(x.dtype(), T, {
+                    let dx = match fast_pool::<T>(lanes) {
+                        // SAFETY: fast_pool checked the CPU features; T is f32.
+                        true => bytemuck::cast_vec(unsafe {
+                            pool_b8(x.storage(), Some(grad.storage()), planes, h, w)
+                        }),
+                        false => kernels::pool::backward::<T>(
+                            x.storage(),
+                            grad.storage(),
+                            planes,
+                            h,
+                            w,
+                            lanes,
+                        ),
+                    };
+                    tensor(dx, shape)
+                })
+            },
+        )
     }
 
     fn stn_affine_grid_backward(grad_grid: FlexTensor, align_corners: bool) -> FlexTensor {
@@ -400,7 +500,13 @@ impl ConvPlan {
         }
         let shape = x.shape();
         let (nb, c, h, w, nchw) = match shape.num_dims() {
-            4 => (shape[0].div_ceil(LANES), shape[1], shape[2], shape[3], Some(shape[0])),
+            4 => (
+                shape[0].div_ceil(LANES),
+                shape[1],
+                shape[2],
+                shape[3],
+                Some(shape[0]),
+            ),
             5 if shape[4] == LANES => (shape[0], shape[1], shape[2], shape[3], None),
             _ => return None,
         };
@@ -415,7 +521,12 @@ impl ConvPlan {
         match self.nchw {
             Some(n) => {
                 let chw = t.shape().num_elements() / n.max(1);
-                BlockedData::Converted(kernels::pool::to_blocked::<f32>(t.storage(), n, chw, kernels::conv_b8::LANES))
+                BlockedData::Converted(kernels::pool::to_blocked::<f32>(
+                    t.storage(),
+                    n,
+                    chw,
+                    kernels::conv_b8::LANES,
+                ))
             }
             None => BlockedData::Tensor(t),
         }
@@ -425,7 +536,10 @@ impl ConvPlan {
     fn output(&self, data: Vec<f32>, c: usize, h: usize, w: usize) -> FlexTensor {
         let lanes = kernels::conv_b8::LANES;
         match self.nchw {
-            Some(n) => tensor(kernels::pool::from_blocked::<f32>(&data, n, c * h * w, lanes), vec![n, c, h, w]),
+            Some(n) => tensor(
+                kernels::pool::from_blocked::<f32>(&data, n, c * h * w, lanes),
+                vec![n, c, h, w],
+            ),
             None => tensor(data, vec![self.shape.nb, c, h, w, lanes]),
         }
     }

@@ -22,7 +22,11 @@ pub fn to_blocked<B: Backend>(x: FloatTensor<B>, block: usize) -> FloatTensor<B>
     }
     let nb = n.div_ceil(block);
     let x = if nb * block > n {
-        let pad = B::float_zeros(Shape::from(vec![nb * block - n, c, h, w]), &x.device(), x.dtype().into());
+        let pad = B::float_zeros(
+            Shape::from(vec![nb * block - n, c, h, w]),
+            &x.device(),
+            x.dtype().into(),
+        );
         B::float_cat(vec![x, pad], 0)
     } else {
         x
@@ -50,7 +54,10 @@ pub fn from_blocked<B: Backend>(x: FloatTensor<B>, n: usize) -> FloatTensor<B> {
 
 /// Runs an NCHW operation on a tensor of either layout; blocked inputs are converted there
 /// and back.
-fn in_nchw<B: Backend>(x: FloatTensor<B>, f: impl FnOnce(FloatTensor<B>) -> FloatTensor<B>) -> FloatTensor<B> {
+fn in_nchw<B: Backend>(
+    x: FloatTensor<B>,
+    f: impl FnOnce(FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<B> {
     let s = x.shape();
     if s.num_dims() == 4 {
         return f(x);
@@ -60,7 +67,11 @@ fn in_nchw<B: Backend>(x: FloatTensor<B>, f: impl FnOnce(FloatTensor<B>) -> Floa
 }
 
 /// Valid, stride-1 convolution with bias.
-pub fn conv2d<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
+pub fn conv2d<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+) -> FloatTensor<B> {
     in_nchw::<B>(x, |x| B::conv2d(x, weight, Some(bias), options()))
 }
 
@@ -117,7 +128,8 @@ pub fn pool_relu_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -
     }
     let p = pool::<B>(x.clone());
     let grad = B::relu_backward(B::relu(p.output), grad);
-    B::max_pool2d_with_indices_backward(x, [2, 2], [2, 2], [0, 0], [1, 1], false, grad, p.indices).x_grad
+    B::max_pool2d_with_indices_backward(x, [2, 2], [2, 2], [0, 0], [1, 1], false, grad, p.indices)
+        .x_grad
 }
 
 /// Gradients of the fused affine sampler by way of the separate primitives.

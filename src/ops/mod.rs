@@ -137,7 +137,14 @@ pub trait StnBackend: Backend {
         want_input: bool,
         want_theta: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        generic::affine_sample_backward::<Self>(input, theta, grad_output, options, want_input, want_theta)
+        generic::affine_sample_backward::<Self>(
+            input,
+            theta,
+            grad_output,
+            options,
+            want_input,
+            want_theta,
+        )
     }
 
     /// NCHW [N, C, H, W] -> batch-blocked [ceil(N / b), C, H, W, b] (missing images of the
@@ -154,7 +161,11 @@ pub trait StnBackend: Backend {
 
     /// Valid, stride-1 convolution of x [N, C, H, W] (or blocked [NB, C, H, W, b]) with
     /// weight [O, C, K, K] and bias [O]; the output has x's layout.
-    fn stn_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn stn_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         generic::conv2d::<Self>(x, weight, bias)
     }
 
@@ -177,7 +188,10 @@ pub trait StnBackend: Backend {
     }
 
     /// Backward of [`StnBackend::stn_pool_relu`] with respect to x.
-    fn stn_pool_relu_backward(x: FloatTensor<Self>, grad_output: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn stn_pool_relu_backward(
+        x: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         generic::pool_relu_backward::<Self>(x, grad_output)
     }
 }
@@ -211,7 +225,12 @@ pub fn grid_sample(input: Tensor<4>, grid: Tensor<4>, options: SampleOptions) ->
 ///
 /// # Panics
 /// If theta is not [N, 2, 3] for the input's N or the dtype is not f32/f64.
-pub fn affine_sample(input: Tensor<4>, theta: Tensor<3>, size: [usize; 2], options: SampleOptions) -> Tensor<4> {
+pub fn affine_sample(
+    input: Tensor<4>,
+    theta: Tensor<3>,
+    size: [usize; 2],
+    options: SampleOptions,
+) -> Tensor<4> {
     let [n, _, _, _] = input.dims();
     assert!(
         theta.dims() == [n, 2, 3],
@@ -236,7 +255,11 @@ pub fn affine_sample(input: Tensor<4>, theta: Tensor<3>, size: [usize; 2], optio
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
     let [_, c, h, w] = x.dims();
     check_conv(c, h, w, &weight, &bias);
-    Tensor::from_dispatch(Dispatch::stn_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+    Tensor::from_dispatch(Dispatch::stn_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
 }
 
 /// [`conv2d`] on a batch-blocked tensor (see [`to_blocked`]); the output is blocked too.
@@ -246,7 +269,11 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
 pub fn conv2d_blocked(x: Tensor<5>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<5> {
     let [_, c, h, w, _] = x.dims();
     check_conv(c, h, w, &weight, &bias);
-    Tensor::from_dispatch(Dispatch::stn_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+    Tensor::from_dispatch(Dispatch::stn_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
 }
 
 fn check_conv(c: usize, h: usize, w: usize, weight: &Tensor<4>, bias: &Tensor<1>) {
@@ -279,7 +306,11 @@ pub fn to_blocked(x: Tensor<4>) -> Tensor<5> {
 /// Back from [`to_blocked`]: the first `n` images as [n, C, H, W]. Differentiable.
 pub fn from_blocked(x: Tensor<5>, n: usize) -> Tensor<4> {
     let [nb, _, _, _, b] = x.dims();
-    assert!(n <= nb * b, "from_blocked: {n} images asked of a tensor holding {}", nb * b);
+    assert!(
+        n <= nb * b,
+        "from_blocked: {n} images asked of a tensor holding {}",
+        nb * b
+    );
     Tensor::from_dispatch(Dispatch::stn_from_blocked(x.into_dispatch(), n))
 }
 

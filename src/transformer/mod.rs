@@ -76,7 +76,9 @@ impl SpatialTransformer {
         let params = self.params(x.clone());
         let out = match grid::affine_theta(self.kind, params.clone()) {
             // Affine families take the fused sampler: no grid tensor, gradient straight to theta.
-            Some(theta) => self.sampler.sample_affine(x, theta, self.sampler.output_size([h, w])),
+            Some(theta) => self
+                .sampler
+                .sample_affine(x, theta, self.sampler.output_size([h, w])),
             None => {
                 let grid = self.grid(params.clone(), [h, w]);
                 self.sampler.sample(x, grid)

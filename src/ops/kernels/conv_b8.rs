@@ -54,7 +54,11 @@ impl ConvShape {
     }
     /// Whether the kernels handle this shape.
     pub fn supported(&self) -> bool {
-        (1..=MAX_K).contains(&self.k) && self.h >= self.k && self.w >= self.k && self.c > 0 && self.o > 0
+        (1..=MAX_K).contains(&self.k)
+            && self.h >= self.k
+            && self.w >= self.k
+            && self.c > 0
+            && self.o > 0
     }
 }
 
@@ -79,7 +83,15 @@ fn correlate_block(
 ) {
     assert!(inp.len() >= c * ih * iw * LANES && out.len() >= o * ho * wo * LANES);
     assert!(wgt.len() >= o * c * k * k && wo + k - 1 <= iw);
-    let geo = Geo { c, ih, iw, top, k, ho, wo };
+    let geo = Geo {
+        c,
+        ih,
+        iw,
+        top,
+        k,
+        ho,
+        wo,
+    };
     for y in 0..ho {
         // Kernel rows whose input row exists.
         let first = y as isize + top;
@@ -167,7 +179,9 @@ unsafe fn tile<const NB: usize, const NP: usize>(
         }
         for b in 0..NB {
             let bv = _mm256_set1_ps(bias.map_or(0.0, |bs| bs[ob + b]));
-            let dst = out.as_mut_ptr().add((((ob + b) * g.ho + y) * g.wo + x) * LANES);
+            let dst = out
+                .as_mut_ptr()
+                .add((((ob + b) * g.ho + y) * g.wo + x) * LANES);
             for p in 0..NP {
                 _mm256_storeu_ps(dst.add(p * LANES), _mm256_add_ps(acc[b][p], bv));
             }
@@ -192,7 +206,22 @@ pub unsafe fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s:
     }
     y.par_chunks_mut(img_out).enumerate().for_each(|(n, out)| {
         // SAFETY: the caller guarantees the CPU features.
-        unsafe { correlate_block(&x[n * img_in..(n + 1) * img_in], s.c, s.h, s.w, 0, w, b, s.o, s.k, ho, wo, out) };
+        unsafe {
+            correlate_block(
+                &x[n * img_in..(n + 1) * img_in],
+                s.c,
+                s.h,
+                s.w,
+                0,
+                w,
+                b,
+                s.o,
+                s.k,
+                ho,
+                wo,
+                out,
+            )
+        };
     });
 }
 
@@ -201,7 +230,15 @@ pub unsafe fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s:
 ///
 /// # Safety
 /// AVX2 and FMA must be available.
-pub unsafe fn backward(x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f32]>, dw: &mut [f32], db: &mut [f32], s: ConvShape) {
+pub unsafe fn backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    db: &mut [f32],
+    s: ConvShape,
+) {
     assert!(s.supported());
     let (ho, wo, k) = (s.ho(), s.wo(), s.k);
     let (img_in, img_out) = (s.c * s.h * s.w * LANES, s.o * ho * wo * LANES);
@@ -242,7 +279,8 @@ pub unsafe fn backward(x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f32]>,
             for ci in 0..s.c {
                 for ky in 0..k {
                     for kx in 0..k {
-                        wr[((ci * s.o + o) * k + ky) * k + kx] = w[((o * s.c + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)];
+                        wr[((ci * s.o + o) * k + ky) * k + kx] =
+                            w[((o * s.c + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)];
                     }
                 }
             }
@@ -258,7 +296,22 @@ pub unsafe fn backward(x: &[f32], w: &[f32], dy: &[f32], dx: Option<&mut [f32]>,
                 let d = (p * pw + k - 1) * LANES;
                 padded[d..d + wo * LANES].copy_from_slice(src);
             }
-            unsafe { correlate_block(&padded, s.o, ho, pw, -(k as isize - 1), &wr, None, s.c, k, s.h, s.w, out) };
+            unsafe {
+                correlate_block(
+                    &padded,
+                    s.o,
+                    ho,
+                    pw,
+                    -(k as isize - 1),
+                    &wr,
+                    None,
+                    s.c,
+                    k,
+                    s.h,
+                    s.w,
+                    out,
+                )
+            };
         });
     }
 }
@@ -271,7 +324,9 @@ fn bias_grad(dy: &[f32], nb: usize, o: usize, plane: usize, db: &mut [f32]) {
             let base = (n * o + oc) * plane * LANES;
             for p in 0..plane {
                 // SAFETY: in bounds by construction of the offsets.
-                acc = _mm256_add_ps(acc, unsafe { _mm256_loadu_ps(dy.as_ptr().add(base + p * LANES)) });
+                acc = _mm256_add_ps(acc, unsafe {
+                    _mm256_loadu_ps(dy.as_ptr().add(base + p * LANES))
+                });
             }
         }
         *g = hsum(acc);
@@ -279,7 +334,15 @@ fn bias_grad(dy: &[f32], nb: usize, o: usize, plane: usize, db: &mut [f32]) {
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn wgrad_dispatch(x: &[f32], dy: &[f32], s: &ConvShape, ci: usize, o0: usize, nbo: usize, out: &mut [f32]) {
+fn wgrad_dispatch(
+    x: &[f32],
+    dy: &[f32],
+    s: &ConvShape,
+    ci: usize,
+    o0: usize,
+    nbo: usize,
+    out: &mut [f32],
+) {
     macro_rules! go {
         ($($kv:literal),*) => {
             match (nbo, s.k) {
@@ -295,7 +358,14 @@ fn wgrad_dispatch(x: &[f32], dy: &[f32], s: &ConvShape, ci: usize, o0: usize, nb
 /// dw[o0 + b][ci][ky][kx] for b < NB: products of the output gradient and the shifted input,
 /// summed over blocks, rows and pixels (in that order), then over lanes.
 #[inline(always)]
-fn wgrad<const NB: usize, const K: usize>(x: &[f32], dy: &[f32], s: &ConvShape, ci: usize, o0: usize, out: &mut [f32]) {
+fn wgrad<const NB: usize, const K: usize>(
+    x: &[f32],
+    dy: &[f32],
+    s: &ConvShape,
+    ci: usize,
+    o0: usize,
+    out: &mut [f32],
+) {
     // Large kernels keep one output channel per pass to stay within 16 registers.
     if NB == 2 && K > 5 {
         let (a, b) = out.split_at_mut(K * K);
@@ -364,11 +434,13 @@ pub unsafe fn pool_forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<
     if out.is_empty() {
         return out;
     }
-    out.par_chunks_mut(ho * wo * LANES).enumerate().for_each(|(p, out)| {
-        let plane = &x[p * h * w * LANES..(p + 1) * h * w * LANES];
-        // SAFETY: the caller guarantees AVX2; offsets stay inside the plane.
-        unsafe { pool_forward_plane(plane, h, w, out) }
-    });
+    out.par_chunks_mut(ho * wo * LANES)
+        .enumerate()
+        .for_each(|(p, out)| {
+            let plane = &x[p * h * w * LANES..(p + 1) * h * w * LANES];
+            // SAFETY: the caller guarantees AVX2; offsets stay inside the plane.
+            unsafe { pool_forward_plane(plane, h, w, out) }
+        });
     out
 }
 
@@ -381,8 +453,14 @@ fn pool_forward_plane(plane: &[f32], h: usize, w: usize, out: &mut [f32]) {
             // SAFETY: window offsets are inside the plane; the output index inside `out`.
             unsafe {
                 let (m, _) = window(plane.as_ptr(), w, i, j);
-                let keep = _mm256_or_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(m, _mm256_setzero_ps()), _mm256_cmp_ps::<_CMP_UNORD_Q>(m, m));
-                _mm256_storeu_ps(out.as_mut_ptr().add((i * wo + j) * LANES), _mm256_and_ps(m, keep));
+                let keep = _mm256_or_ps(
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(m, _mm256_setzero_ps()),
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(m, m),
+                );
+                _mm256_storeu_ps(
+                    out.as_mut_ptr().add((i * wo + j) * LANES),
+                    _mm256_and_ps(m, keep),
+                );
             }
         }
     }
@@ -393,11 +471,15 @@ fn pool_forward_plane(plane: &[f32], h: usize, w: usize, out: &mut [f32]) {
 unsafe fn window(p: *const f32, w: usize, i: usize, j: usize) -> (__m256, [__m256; 4]) {
     unsafe {
         let a = ((2 * i) * w + 2 * j) * LANES;
-        let v = [a, a + LANES, a + w * LANES, a + (w + 1) * LANES].map(|o| _mm256_loadu_ps(p.add(o)));
+        let v =
+            [a, a + LANES, a + w * LANES, a + (w + 1) * LANES].map(|o| _mm256_loadu_ps(p.add(o)));
         let mut m = v[0];
         let mut take = [_mm256_setzero_ps(); 4];
         for k in 1..4 {
-            let t = _mm256_or_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v[k], m), _mm256_cmp_ps::<_CMP_UNORD_Q>(v[k], v[k]));
+            let t = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_GT_OQ>(v[k], m),
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(v[k], v[k]),
+            );
             take[k] = t;
             m = _mm256_blendv_ps(m, v[k], t);
         }
@@ -418,7 +500,13 @@ unsafe fn window(p: *const f32, w: usize, i: usize, j: usize) -> (__m256, [__m25
 ///
 /// # Safety
 /// AVX2 must be available.
-pub unsafe fn pool_backward(x: &[f32], grad: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
+pub unsafe fn pool_backward(
+    x: &[f32],
+    grad: &[f32],
+    planes: usize,
+    h: usize,
+    w: usize,
+) -> Vec<f32> {
     let (ho, wo) = (h / 2, w / 2);
     assert_eq!(x.len(), planes * h * w * LANES);
     assert_eq!(grad.len(), planes * ho * wo * LANES);
@@ -426,19 +514,23 @@ pub unsafe fn pool_backward(x: &[f32], grad: &[f32], planes: usize, h: usize, w:
     if dx.is_empty() || ho * wo == 0 {
         return dx;
     }
-    dx.par_chunks_mut(h * w * LANES).enumerate().for_each(|(p, dx)| {
-        let plane = &x[p * h * w * LANES..(p + 1) * h * w * LANES];
-        let g = &grad[p * ho * wo * LANES..(p + 1) * ho * wo * LANES];
-        // SAFETY: the caller guarantees AVX2.
-        unsafe { pool_backward_plane(plane, g, h, w, dx) }
-    });
+    dx.par_chunks_mut(h * w * LANES)
+        .enumerate()
+        .for_each(|(p, dx)| {
+            let plane = &x[p * h * w * LANES..(p + 1) * h * w * LANES];
+            let g = &grad[p * ho * wo * LANES..(p + 1) * ho * wo * LANES];
+            // SAFETY: the caller guarantees AVX2.
+            unsafe { pool_backward_plane(plane, g, h, w, dx) }
+        });
     dx
 }
 
 #[target_feature(enable = "avx2,fma")]
 fn pool_backward_plane(plane: &[f32], g: &[f32], h: usize, w: usize, dx: &mut [f32]) {
     let (ho, wo) = (h / 2, w / 2);
-    assert!(plane.len() >= h * w * LANES && dx.len() >= h * w * LANES && g.len() >= ho * wo * LANES);
+    assert!(
+        plane.len() >= h * w * LANES && dx.len() >= h * w * LANES && g.len() >= ho * wo * LANES
+    );
     for i in 0..ho {
         for j in 0..wo {
             // SAFETY: window offsets are inside the planes.
@@ -447,7 +539,10 @@ fn pool_backward_plane(plane: &[f32], g: &[f32], h: usize, w: usize, dx: &mut [f
                 let pos = _mm256_cmp_ps::<_CMP_GT_OQ>(m, _mm256_setzero_ps());
                 let gi = _mm256_and_ps(_mm256_loadu_ps(g.as_ptr().add((i * wo + j) * LANES)), pos);
                 let a = ((2 * i) * w + 2 * j) * LANES;
-                for (k, o) in [a, a + LANES, a + w * LANES, a + (w + 1) * LANES].into_iter().enumerate() {
+                for (k, o) in [a, a + LANES, a + w * LANES, a + (w + 1) * LANES]
+                    .into_iter()
+                    .enumerate()
+                {
                     _mm256_storeu_ps(dx.as_mut_ptr().add(o), _mm256_and_ps(gi, chosen[k]));
                 }
             }

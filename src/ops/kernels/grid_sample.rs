@@ -12,8 +12,8 @@ use rayon::prelude::*;
 
 use super::affine_grid::base_coordinates;
 use super::sample_scalar::{
-    AffineCoords, BORDER, CoordGrads, Coords, GridCoords, GridGrads, NoGrads, REFLECTION, ThetaGrads, ZEROS,
-    backward_item, forward_item,
+    AffineCoords, BORDER, CoordGrads, Coords, GridCoords, GridGrads, NoGrads, REFLECTION,
+    ThetaGrads, ZEROS, backward_item, forward_item,
 };
 use super::{Real, with_simd};
 use crate::ops::{Interpolation, Padding, SampleOptions};
@@ -69,7 +69,10 @@ fn is_f32<T: 'static>() -> bool {
 fn vector_path<T: 'static>(o: &SampleOptions) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        is_f32::<T>() && o.mode == Interpolation::Bilinear && o.padding != Padding::Reflection && super::has_avx2()
+        is_f32::<T>()
+            && o.mode == Interpolation::Bilinear
+            && o.padding != Padding::Reflection
+            && super::has_avx2()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -87,7 +90,14 @@ fn base_planes<T: Real>(h: usize, w: usize, align: bool) -> (Vec<T>, Vec<T>) {
     (bx, by)
 }
 
-fn check(input: usize, coords: usize, out: usize, s: &SampleShape, coords_per_item: usize, what: &str) {
+fn check(
+    input: usize,
+    coords: usize,
+    out: usize,
+    s: &SampleShape,
+    coords_per_item: usize,
+    what: &str,
+) {
     assert_eq!(input, s.n * s.input_len(), "{what}: input length");
     assert_eq!(coords, s.n * coords_per_item, "{what}: grid/theta length");
     assert_eq!(out, s.n * s.output_len(), "{what}: output length");
@@ -100,23 +110,45 @@ pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, 
     if s.output_len() == 0 {
         return;
     }
-    out.par_chunks_mut(s.output_len()).enumerate().for_each(|(n, out)| {
-        let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
-        let grid = &grid[n * gl..(n + 1) * gl];
-        let mut start = 0;
-        #[cfg(target_arch = "x86_64")]
-        if vector_path::<T>(&o) {
-            let v = super::sample_avx2::VecCoords::Grid(bytemuck::cast_slice(grid));
-            // SAFETY: vector_path checked the CPU features; T is f32.
-            start = unsafe {
-                super::sample_avx2::forward_item(bytemuck::cast_slice(input), &v, bytemuck::cast_slice_mut(out), &s, o.padding == Padding::Border, o.align_corners)
-            };
-        }
-        let coords = GridCoords(grid);
-        with_simd(#[inline(always)] || {
-            monomorphize!(o, forward_item::<T, GridCoords<T>>(o.mode, input, &coords, out, &s, start..s.plane_out()))
+    out.par_chunks_mut(s.output_len())
+        .enumerate()
+        .for_each(|(n, out)| {
+            let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
+            let grid = &grid[n * gl..(n + 1) * gl];
+            let mut start = 0;
+            #[cfg(target_arch = "x86_64")]
+            if vector_path::<T>(&o) {
+                let v = super::sample_avx2::VecCoords::Grid(bytemuck::cast_slice(grid));
+                // SAFETY: vector_path checked the CPU features; T is f32.
+                start = unsafe {
+                    super::sample_avx2::forward_item(
+                        bytemuck::cast_slice(input),
+                        &v,
+                        bytemuck::cast_slice_mut(out),
+                        &s,
+                        o.padding == Padding::Border,
+                        o.align_corners,
+                    )
+                };
+            }
+            let coords = GridCoords(grid);
+            with_simd(
+                #[inline(always)]
+                || {
+                    monomorphize!(
+                        o,
+                        forward_item::<T, GridCoords<T>>(
+                            o.mode,
+                            input,
+                            &coords,
+                            out,
+                            &s,
+                            start..s.plane_out()
+                        )
+                    )
+                },
+            );
         });
-    });
 }
 
 /// Gradients of grid_sample. `grad_input` and `grad_grid`, when given, are overwritten.
@@ -130,39 +162,58 @@ pub fn backward<T: Real>(
     o: SampleOptions,
 ) {
     let gl = s.plane_out() * 2;
-    check(input.len(), grid.len(), grad_out.len(), &s, gl, "grid_sample backward");
+    check(
+        input.len(),
+        grid.len(),
+        grad_out.len(),
+        &s,
+        gl,
+        "grid_sample backward",
+    );
     let mut gin = per_item(grad_input, s.input_len(), s.n);
     let mut ggrid = per_item(grad_grid, gl, s.n);
-    gin.par_iter_mut().zip(ggrid.par_iter_mut()).enumerate().for_each(|(n, (gin, ggrid))| {
-        let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
-        let grid = &grid[n * gl..(n + 1) * gl];
-        let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
-        let mut start = 0;
-        #[cfg(target_arch = "x86_64")]
-        if vector_path::<T>(&o) {
-            use super::sample_avx2::{VecCoords, VecGrads, backward_item};
-            let v = VecCoords::Grid(bytemuck::cast_slice(grid));
-            let mut g = match ggrid.as_deref_mut() {
-                Some(gg) => VecGrads::Grid(bytemuck::cast_slice_mut(gg)),
-                None => VecGrads::None,
-            };
-            let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);
-            // SAFETY: vector_path checked the CPU features; T is f32.
-            start = unsafe {
-                backward_item(bytemuck::cast_slice(input), &v, bytemuck::cast_slice(gout), gin32, &mut g, &s, o.padding == Padding::Border, o.align_corners)
-            };
-        }
-        let coords = GridCoords(grid);
-        let range = start..s.plane_out();
-        let gin = gin.as_deref_mut();
-        match ggrid.as_deref_mut() {
-            Some(gg) => {
-                let mut sink = GridGrads(gg);
-                scalar_backward(o, input, &coords, gout, gin, &mut sink, &s, range)
+    gin.par_iter_mut()
+        .zip(ggrid.par_iter_mut())
+        .enumerate()
+        .for_each(|(n, (gin, ggrid))| {
+            let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
+            let grid = &grid[n * gl..(n + 1) * gl];
+            let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
+            let mut start = 0;
+            #[cfg(target_arch = "x86_64")]
+            if vector_path::<T>(&o) {
+                use super::sample_avx2::{VecCoords, VecGrads, backward_item};
+                let v = VecCoords::Grid(bytemuck::cast_slice(grid));
+                let mut g = match ggrid.as_deref_mut() {
+                    Some(gg) => VecGrads::Grid(bytemuck::cast_slice_mut(gg)),
+                    None => VecGrads::None,
+                };
+                let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);
+                // SAFETY: vector_path checked the CPU features; T is f32.
+                start = unsafe {
+                    backward_item(
+                        bytemuck::cast_slice(input),
+                        &v,
+                        bytemuck::cast_slice(gout),
+                        gin32,
+                        &mut g,
+                        &s,
+                        o.padding == Padding::Border,
+                        o.align_corners,
+                    )
+                };
             }
-            None => scalar_backward(o, input, &coords, gout, gin, &mut NoGrads, &s, range),
-        }
-    });
+            let coords = GridCoords(grid);
+            let range = start..s.plane_out();
+            let gin = gin.as_deref_mut();
+            match ggrid.as_deref_mut() {
+                Some(gg) => {
+                    let mut sink = GridGrads(gg);
+                    scalar_backward(o, input, &coords, gout, gin, &mut sink, &s, range)
+                }
+                None => scalar_backward(o, input, &coords, gout, gin, &mut NoGrads, &s, range),
+            }
+        });
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -176,9 +227,15 @@ fn scalar_backward<T: Real, C: Coords<T>, G: CoordGrads<T>>(
     s: &SampleShape,
     range: core::ops::Range<usize>,
 ) {
-    with_simd(#[inline(always)] || {
-        monomorphize!(o, backward_item::<T, C, G>(o.mode, input, coords, gout, gin, sink, s, range))
-    })
+    with_simd(
+        #[inline(always)]
+        || {
+            monomorphize!(
+                o,
+                backward_item::<T, C, G>(o.mode, input, coords, gout, gin, sink, s, range)
+            )
+        },
+    )
 }
 
 /// Splits an optional gradient buffer into per-item slices (zero-filled).
@@ -198,33 +255,65 @@ fn per_item<T: Real>(buf: Option<&mut [T]>, len: usize, n: usize) -> Vec<Option<
 }
 
 /// Output = grid_sample(input, affine_grid(theta)) in one pass: theta [n, 2, 3].
-pub fn affine_forward<T: Real>(input: &[T], theta: &[T], out: &mut [T], s: SampleShape, o: SampleOptions) {
+pub fn affine_forward<T: Real>(
+    input: &[T],
+    theta: &[T],
+    out: &mut [T],
+    s: SampleShape,
+    o: SampleOptions,
+) {
     check(input.len(), theta.len(), out.len(), &s, 6, "affine_sample");
     if s.output_len() == 0 {
         return;
     }
     let (bx, by) = base_planes::<T>(s.h_out, s.w_out, o.align_corners);
-    out.par_chunks_mut(s.output_len()).enumerate().for_each(|(n, out)| {
-        let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
-        let theta: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);
-        let mut start = 0;
-        #[cfg(target_arch = "x86_64")]
-        if vector_path::<T>(&o) {
-            let v = super::sample_avx2::VecCoords::Affine {
-                theta: bytemuck::cast(theta.map(|t| t.f64() as f32)),
-                bx: bytemuck::cast_slice(&bx),
-                by: bytemuck::cast_slice(&by),
+    out.par_chunks_mut(s.output_len())
+        .enumerate()
+        .for_each(|(n, out)| {
+            let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
+            let theta: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);
+            let mut start = 0;
+            #[cfg(target_arch = "x86_64")]
+            if vector_path::<T>(&o) {
+                let v = super::sample_avx2::VecCoords::Affine {
+                    theta: bytemuck::cast(theta.map(|t| t.f64() as f32)),
+                    bx: bytemuck::cast_slice(&bx),
+                    by: bytemuck::cast_slice(&by),
+                };
+                // SAFETY: vector_path checked the CPU features; T is f32.
+                start = unsafe {
+                    super::sample_avx2::forward_item(
+                        bytemuck::cast_slice(input),
+                        &v,
+                        bytemuck::cast_slice_mut(out),
+                        &s,
+                        o.padding == Padding::Border,
+                        o.align_corners,
+                    )
+                };
+            }
+            let coords = AffineCoords {
+                theta,
+                bx: &bx,
+                by: &by,
             };
-            // SAFETY: vector_path checked the CPU features; T is f32.
-            start = unsafe {
-                super::sample_avx2::forward_item(bytemuck::cast_slice(input), &v, bytemuck::cast_slice_mut(out), &s, o.padding == Padding::Border, o.align_corners)
-            };
-        }
-        let coords = AffineCoords { theta, bx: &bx, by: &by };
-        with_simd(#[inline(always)] || {
-            monomorphize!(o, forward_item::<T, AffineCoords<T>>(o.mode, input, &coords, out, &s, start..s.plane_out()))
+            with_simd(
+                #[inline(always)]
+                || {
+                    monomorphize!(
+                        o,
+                        forward_item::<T, AffineCoords<T>>(
+                            o.mode,
+                            input,
+                            &coords,
+                            out,
+                            &s,
+                            start..s.plane_out()
+                        )
+                    )
+                },
+            );
         });
-    });
 }
 
 /// Gradients of [`affine_forward`]: `grad_theta` [n, 2, 3] and, when given, `grad_input`
@@ -238,33 +327,81 @@ pub fn affine_backward<T: Real>(
     s: SampleShape,
     o: SampleOptions,
 ) {
-    check(input.len(), theta.len(), grad_out.len(), &s, 6, "affine_sample backward");
-    assert_eq!(grad_theta.len(), s.n * 6, "affine_sample backward: grad_theta length");
+    check(
+        input.len(),
+        theta.len(),
+        grad_out.len(),
+        &s,
+        6,
+        "affine_sample backward",
+    );
+    assert_eq!(
+        grad_theta.len(),
+        s.n * 6,
+        "affine_sample backward: grad_theta length"
+    );
     let (bx, by) = base_planes::<T>(s.h_out, s.w_out, o.align_corners);
     let mut gin = per_item(grad_input, s.input_len(), s.n);
-    gin.par_iter_mut().zip(grad_theta.par_chunks_mut(6)).enumerate().for_each(|(n, (gin, gtheta))| {
-        let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
-        let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
-        let t: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);
-        let mut start = 0;
-        let mut acc = [T::zero(); 6];
-        #[cfg(target_arch = "x86_64")]
-        if vector_path::<T>(&o) {
-            use super::sample_avx2::{VecCoords, VecGrads, backward_item, finish};
-            let bx32: &[f32] = bytemuck::cast_slice(&bx);
-            let by32: &[f32] = bytemuck::cast_slice(&by);
-            let v = VecCoords::Affine { theta: t.map(|x| x.f64() as f32), bx: bx32, by: by32 };
-            // SAFETY: vector_path checked the CPU features; T is f32.
-            unsafe {
-                let mut g = VecGrads::Theta { lanes: [std::arch::x86_64::_mm256_setzero_ps(); 6], bx: bx32, by: by32 };
-                let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);
-                start = backward_item(bytemuck::cast_slice(input), &v, bytemuck::cast_slice(gout), gin32, &mut g, &s, o.padding == Padding::Border, o.align_corners);
-                acc = finish(&g).map(|v| T::of(v as f64));
+    gin.par_iter_mut()
+        .zip(grad_theta.par_chunks_mut(6))
+        .enumerate()
+        .for_each(|(n, (gin, gtheta))| {
+            let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
+            let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
+            let t: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);
+            let mut start = 0;
+            let mut acc = [T::zero(); 6];
+            #[cfg(target_arch = "x86_64")]
+            if vector_path::<T>(&o) {
+                use super::sample_avx2::{VecCoords, VecGrads, backward_item, finish};
+                let bx32: &[f32] = bytemuck::cast_slice(&bx);
+                let by32: &[f32] = bytemuck::cast_slice(&by);
+                let v = VecCoords::Affine {
+                    theta: t.map(|x| x.f64() as f32),
+                    bx: bx32,
+                    by: by32,
+                };
+                // SAFETY: vector_path checked the CPU features; T is f32.
+                unsafe {
+                    let mut g = VecGrads::Theta {
+                        lanes: [std::arch::x86_64::_mm256_setzero_ps(); 6],
+                        bx: bx32,
+                        by: by32,
+                    };
+                    let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);
+                    start = backward_item(
+                        bytemuck::cast_slice(input),
+                        &v,
+                        bytemuck::cast_slice(gout),
+                        gin32,
+                        &mut g,
+                        &s,
+                        o.padding == Padding::Border,
+                        o.align_corners,
+                    );
+                    acc = finish(&g).map(|v| T::of(v as f64));
+                }
             }
-        }
-        let coords = AffineCoords { theta: t, bx: &bx, by: &by };
-        let mut sink = ThetaGrads { acc, bx: &bx, by: &by };
-        scalar_backward(o, input, &coords, gout, gin.as_deref_mut(), &mut sink, &s, start..s.plane_out());
-        gtheta.copy_from_slice(&sink.acc);
-    });
+            let coords = AffineCoords {
+                theta: t,
+                bx: &bx,
+                by: &by,
+            };
+            let mut sink = ThetaGrads {
+                acc,
+                bx: &bx,
+                by: &by,
+            };
+            scalar_backward(
+                o,
+                input,
+                &coords,
+                gout,
+                gin.as_deref_mut(),
+                &mut sink,
+                &s,
+                start..s.plane_out(),
+            );
+            gtheta.copy_from_slice(&sink.acc);
+        });
 }

@@ -25,7 +25,14 @@ pub fn forward<T: Real>(x: &[T], planes: usize, h: usize, w: usize, lanes: usize
 
 /// Gradient of [`forward`] with respect to x: each output's gradient goes to its window's
 /// first maximum when the output is positive.
-pub fn backward<T: Real>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize, lanes: usize) -> Vec<T> {
+pub fn backward<T: Real>(
+    x: &[T],
+    grad: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    lanes: usize,
+) -> Vec<T> {
     match lanes {
         1 => backward_impl::<T, 1>(x, grad, planes, h, w),
         8 => backward_impl::<T, 8>(x, grad, planes, h, w),
@@ -40,12 +47,16 @@ pub fn backward<T: Real>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize,
 
 /// [n, lanes] -> [lanes, n].
 fn from_lanes<T: Real>(x: &[T], n: usize, lanes: usize) -> Vec<T> {
-    (0..lanes).flat_map(|l| (0..n).map(move |i| x[i * lanes + l])).collect()
+    (0..lanes)
+        .flat_map(|l| (0..n).map(move |i| x[i * lanes + l]))
+        .collect()
 }
 
 /// [lanes, n] -> [n, lanes].
 fn to_lanes<T: Real>(x: &[T], n: usize, lanes: usize) -> Vec<T> {
-    (0..n).flat_map(|i| (0..lanes).map(move |l| x[l * n + i])).collect()
+    (0..n)
+        .flat_map(|i| (0..lanes).map(move |l| x[l * n + i]))
+        .collect()
 }
 
 /// Which of the four window values PyTorch's max pooling picks, as one-hot lane masks: a later
@@ -84,54 +95,83 @@ fn forward_impl<T: Real, const L: usize>(x: &[T], planes: usize, h: usize, w: us
     if out.is_empty() {
         return out;
     }
-    out.par_chunks_mut(ho * wo * L).enumerate().for_each(|(p, out)| {
-        let plane = &x[p * h * w * L..(p + 1) * h * w * L];
-        with_simd(#[inline(always)] || {
-            for i in 0..ho {
-                for j in 0..wo {
-                    let a = ((2 * i) * w + 2 * j) * L;
-                    let win = [a, a + L, a + w * L, a + (w + 1) * L].map(|o| &plane[o..o + L]);
-                    let (m, _) = pick::<T, L>(win);
-                    let o = &mut out[(i * wo + j) * L..(i * wo + j + 1) * L];
-                    for l in 0..L {
-                        // relu keeps NaN, like PyTorch's.
-                        o[l] = if m[l] > T::zero() || m[l] != m[l] { m[l] } else { T::zero() };
+    out.par_chunks_mut(ho * wo * L)
+        .enumerate()
+        .for_each(|(p, out)| {
+            let plane = &x[p * h * w * L..(p + 1) * h * w * L];
+            with_simd(
+                #[inline(always)]
+                || {
+                    for i in 0..ho {
+                        for j in 0..wo {
+                            let a = ((2 * i) * w + 2 * j) * L;
+                            let win =
+                                [a, a + L, a + w * L, a + (w + 1) * L].map(|o| &plane[o..o + L]);
+                            let (m, _) = pick::<T, L>(win);
+                            let o = &mut out[(i * wo + j) * L..(i * wo + j + 1) * L];
+                            for l in 0..L {
+                                // relu keeps NaN, like PyTorch's.
+                                o[l] = if m[l] > T::zero() || m[l] != m[l] {
+                                    m[l]
+                                } else {
+                                    T::zero()
+                                };
+                            }
+                        }
                     }
-                }
-            }
+                },
+            );
         });
-    });
     out
 }
 
-fn backward_impl<T: Real, const L: usize>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
+fn backward_impl<T: Real, const L: usize>(
+    x: &[T],
+    grad: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+) -> Vec<T> {
     let (ho, wo) = (h / 2, w / 2);
     assert_eq!(x.len(), planes * h * w * L, "pool backward: input length");
-    assert_eq!(grad.len(), planes * ho * wo * L, "pool backward: grad length");
+    assert_eq!(
+        grad.len(),
+        planes * ho * wo * L,
+        "pool backward: grad length"
+    );
     let mut dx = vec![T::zero(); planes * h * w * L];
     if dx.is_empty() || ho * wo == 0 {
         return dx;
     }
-    dx.par_chunks_mut(h * w * L).enumerate().for_each(|(p, dx)| {
-        let plane = &x[p * h * w * L..(p + 1) * h * w * L];
-        let g = &grad[p * ho * wo * L..(p + 1) * ho * wo * L];
-        with_simd(#[inline(always)] || {
-            for i in 0..ho {
-                for j in 0..wo {
-                    let a = ((2 * i) * w + 2 * j) * L;
-                    let offs = [a, a + L, a + w * L, a + (w + 1) * L];
-                    let (m, chosen) = pick::<T, L>(offs.map(|o| &plane[o..o + L]));
-                    let gi = &g[(i * wo + j) * L..(i * wo + j + 1) * L];
-                    for (k, &off) in offs.iter().enumerate() {
-                        let d = &mut dx[off..off + L];
-                        for l in 0..L {
-                            d[l] = if chosen[k][l] && m[l] > T::zero() { gi[l] } else { T::zero() };
+    dx.par_chunks_mut(h * w * L)
+        .enumerate()
+        .for_each(|(p, dx)| {
+            let plane = &x[p * h * w * L..(p + 1) * h * w * L];
+            let g = &grad[p * ho * wo * L..(p + 1) * ho * wo * L];
+            with_simd(
+                #[inline(always)]
+                || {
+                    for i in 0..ho {
+                        for j in 0..wo {
+                            let a = ((2 * i) * w + 2 * j) * L;
+                            let offs = [a, a + L, a + w * L, a + (w + 1) * L];
+                            let (m, chosen) = pick::<T, L>(offs.map(|o| &plane[o..o + L]));
+                            let gi = &g[(i * wo + j) * L..(i * wo + j + 1) * L];
+                            for (k, &off) in offs.iter().enumerate() {
+                                let d = &mut dx[off..off + L];
+                                for l in 0..L {
+                                    d[l] = if chosen[k][l] && m[l] > T::zero() {
+                                        gi[l]
+                                    } else {
+                                        T::zero()
+                                    };
+                                }
+                            }
                         }
                     }
-                }
-            }
+                },
+            );
         });
-    });
     dx
 }
 
@@ -141,20 +181,25 @@ pub fn to_blocked<T: Real>(x: &[T], n: usize, chw: usize, lanes: usize) -> Vec<T
     assert_eq!(x.len(), n * chw, "to_blocked: input length");
     let nb = n.div_ceil(lanes);
     let mut out = vec![T::zero(); nb * chw * lanes];
-    out.par_chunks_mut(chw * lanes).enumerate().for_each(|(b, out)| {
-        for l in 0..lanes.min(n - b * lanes) {
-            let img = &x[(b * lanes + l) * chw..(b * lanes + l + 1) * chw];
-            for (i, &v) in img.iter().enumerate() {
-                out[i * lanes + l] = v;
+    out.par_chunks_mut(chw * lanes)
+        .enumerate()
+        .for_each(|(b, out)| {
+            for l in 0..lanes.min(n - b * lanes) {
+                let img = &x[(b * lanes + l) * chw..(b * lanes + l + 1) * chw];
+                for (i, &v) in img.iter().enumerate() {
+                    out[i * lanes + l] = v;
+                }
             }
-        }
-    });
+        });
     out
 }
 
 /// Batch-blocked [nb, c, h, w, lanes] -> NCHW [n, c, h, w] (n <= nb * lanes).
 pub fn from_blocked<T: Real>(x: &[T], n: usize, chw: usize, lanes: usize) -> Vec<T> {
-    assert!(x.len() >= n.div_ceil(lanes) * chw * lanes, "from_blocked: input length");
+    assert!(
+        x.len() >= n.div_ceil(lanes) * chw * lanes,
+        "from_blocked: input length"
+    );
     let mut out = vec![T::zero(); n * chw];
     out.par_chunks_mut(chw).enumerate().for_each(|(i, img)| {
         let (b, l) = (i / lanes, i % lanes);

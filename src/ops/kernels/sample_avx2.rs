@@ -70,7 +70,9 @@ unsafe fn load_coords(c: &VecCoords, p: usize) -> (__m256, __m256) {
                 // [x0 y0 .. x3 y3], [x4 y4 .. x7 y7] -> [x0..x7], [y0..y7]
                 let xs = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
                 let ys = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
-                let fix = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+                let fix = |v: __m256| {
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+                };
                 (fix(xs), fix(ys))
             }
             VecCoords::Affine { theta: t, bx, by } => {
@@ -78,8 +80,14 @@ unsafe fn load_coords(c: &VecCoords, p: usize) -> (__m256, __m256) {
                 let y = _mm256_loadu_ps(by.as_ptr().add(p));
                 let s = _mm256_set1_ps;
                 // theta0 x + (theta1 y + theta2), as the portable code.
-                let gx = _mm256_add_ps(_mm256_mul_ps(s(t[0]), x), _mm256_add_ps(_mm256_mul_ps(s(t[1]), y), s(t[2])));
-                let gy = _mm256_add_ps(_mm256_mul_ps(s(t[3]), x), _mm256_add_ps(_mm256_mul_ps(s(t[4]), y), s(t[5])));
+                let gx = _mm256_add_ps(
+                    _mm256_mul_ps(s(t[0]), x),
+                    _mm256_add_ps(_mm256_mul_ps(s(t[1]), y), s(t[2])),
+                );
+                let gy = _mm256_add_ps(
+                    _mm256_mul_ps(s(t[3]), x),
+                    _mm256_add_ps(_mm256_mul_ps(s(t[4]), y), s(t[5])),
+                );
                 (gx, gy)
             }
         }
@@ -121,16 +129,31 @@ unsafe fn put_grads(g: &mut VecGrads, p: usize, gx: __m256, gy: __m256) {
 /// Pixel coordinates of eight normalized coordinates, and d(pixel)/d(coordinate), with
 /// PyTorch's border clipping and out-of-range handling (see `coords.rs`).
 #[inline(always)]
-unsafe fn pixel(g: __m256, size: usize, border: bool, align: bool, backward: bool) -> (__m256, __m256) {
+unsafe fn pixel(
+    g: __m256,
+    size: usize,
+    border: bool,
+    align: bool,
+    backward: bool,
+) -> (__m256, __m256) {
     unsafe {
         let s = _mm256_set1_ps;
         let one = s(1.0);
         let sizef = size as f32;
         // Halving by multiplication is exact, as the portable code's division by 2.
         let (mut x, gm) = if align {
-            (_mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(0.5)), s(sizef - 1.0)), (sizef - 1.0) / 2.0)
+            (
+                _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(0.5)), s(sizef - 1.0)),
+                (sizef - 1.0) / 2.0,
+            )
         } else {
-            (_mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(sizef)), one), s(0.5)), sizef / 2.0)
+            (
+                _mm256_mul_ps(
+                    _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(sizef)), one),
+                    s(0.5),
+                ),
+                sizef / 2.0,
+            )
         };
         let mut gm = s(gm);
         if border {
@@ -149,7 +172,8 @@ unsafe fn pixel(g: __m256, size: usize, border: bool, align: bool, backward: boo
             }
         }
         // Unindexable coordinates (NaN, huge) go far out of bounds.
-        let keep = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_andnot_ps(s(-0.0), x), s((i32::MAX - 1) as f32));
+        let keep =
+            _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_andnot_ps(s(-0.0), x), s((i32::MAX - 1) as f32));
         x = _mm256_blendv_ps(s(-100.0), x, keep);
         (x, gm)
     }
@@ -189,7 +213,12 @@ unsafe fn lanes(ix: __m256, iy: __m256, h: usize, w: usize) -> Lanes {
             fx1: _mm256_sub_ps(_mm256_add_ps(x0f, one), ix),
             fy: _mm256_sub_ps(iy, y0f),
             fy1: _mm256_sub_ps(_mm256_add_ps(y0f, one), iy),
-            idx: [i00, _mm256_add_epi32(i00, i1), _mm256_add_epi32(i00, wv), _mm256_add_epi32(_mm256_add_epi32(i00, wv), i1)],
+            idx: [
+                i00,
+                _mm256_add_epi32(i00, i1),
+                _mm256_add_epi32(i00, wv),
+                _mm256_add_epi32(_mm256_add_epi32(i00, wv), i1),
+            ],
             mask: [
                 _mm256_and_si256(vx0, vy0),
                 _mm256_and_si256(vx1, vy0),
@@ -217,7 +246,10 @@ impl Lanes {
     #[inline(always)]
     unsafe fn interior(&self) -> bool {
         unsafe {
-            let all = _mm256_and_si256(_mm256_and_si256(self.mask[0], self.mask[1]), _mm256_and_si256(self.mask[2], self.mask[3]));
+            let all = _mm256_and_si256(
+                _mm256_and_si256(self.mask[0], self.mask[1]),
+                _mm256_and_si256(self.mask[2], self.mask[3]),
+            );
             _mm256_movemask_ps(_mm256_castsi256_ps(all)) == 0xff
         }
     }
@@ -232,7 +264,12 @@ impl Lanes {
             }
             let z = _mm256_setzero_ps();
             let g = |k: usize| {
-                _mm256_mask_i32gather_ps::<4>(z, plane.as_ptr(), self.idx[k], _mm256_castsi256_ps(self.mask[k]))
+                _mm256_mask_i32gather_ps::<4>(
+                    z,
+                    plane.as_ptr(),
+                    self.idx[k],
+                    _mm256_castsi256_ps(self.mask[k]),
+                )
             };
             [g(0), g(1), g(2), g(3)]
         }
@@ -245,7 +282,14 @@ impl Lanes {
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn forward_item(input: &[f32], coords: &VecCoords, out: &mut [f32], s: &SampleShape, border: bool, align: bool) -> usize {
+pub unsafe fn forward_item(
+    input: &[f32],
+    coords: &VecCoords,
+    out: &mut [f32],
+    s: &SampleShape,
+    border: bool,
+    align: bool,
+) -> usize {
     let (plane_in, plane_out) = (s.h_in * s.w_in, s.h_out * s.w_out);
     assert!(input.len() >= s.c * plane_in && out.len() >= s.c * plane_out);
     let end = plane_out - plane_out % 8;
@@ -311,9 +355,16 @@ pub unsafe fn backward_item(
                     scatter(&mut gin[c * plane_in..(c + 1) * plane_in], &l, go);
                 }
                 if want {
-                    let [nw, ne, sw, se] = l.gather(&input[c * plane_in..(c + 1) * plane_in], interior);
-                    let ax = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(ne, nw), l.fy1), _mm256_mul_ps(_mm256_sub_ps(se, sw), l.fy));
-                    let ay = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(sw, nw), l.fx1), _mm256_mul_ps(_mm256_sub_ps(se, ne), l.fx));
+                    let [nw, ne, sw, se] =
+                        l.gather(&input[c * plane_in..(c + 1) * plane_in], interior);
+                    let ax = _mm256_add_ps(
+                        _mm256_mul_ps(_mm256_sub_ps(ne, nw), l.fy1),
+                        _mm256_mul_ps(_mm256_sub_ps(se, sw), l.fy),
+                    );
+                    let ay = _mm256_add_ps(
+                        _mm256_mul_ps(_mm256_sub_ps(sw, nw), l.fx1),
+                        _mm256_mul_ps(_mm256_sub_ps(se, ne), l.fx),
+                    );
                     gix = _mm256_add_ps(gix, _mm256_mul_ps(ax, go));
                     giy = _mm256_add_ps(giy, _mm256_mul_ps(ay, go));
                 }

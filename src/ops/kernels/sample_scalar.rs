@@ -147,7 +147,12 @@ impl<T: Real> Bilinear<T> {
     /// Weights of (y0,x0), (y0,x0+1), (y0+1,x0), (y0+1,x0+1): PyTorch's nw, ne, sw, se.
     #[inline(always)]
     fn weights(&self) -> [T; 4] {
-        [self.fx1 * self.fy1, self.fx * self.fy1, self.fx1 * self.fy, self.fx * self.fy]
+        [
+            self.fx1 * self.fy1,
+            self.fx * self.fy1,
+            self.fx1 * self.fy,
+            self.fx * self.fy,
+        ]
     }
 
     /// Plane offsets of the four neighbours, `None` for those outside.
@@ -244,9 +249,17 @@ pub fn forward_item<T: Real, C: Coords<T>, const PAD: u8, const ALIGN: bool>(
                 let iy = source_index_forward(gy, s.h_in, pad, ALIGN);
                 let (x, y) = (ix.round_even().trunc_i64(), iy.round_even().trunc_i64());
                 let inside = in_bounds(y, x, s.h_in, s.w_in);
-                let off = if inside { y as usize * s.w_in + x as usize } else { 0 };
+                let off = if inside {
+                    y as usize * s.w_in + x as usize
+                } else {
+                    0
+                };
                 for c in 0..s.c {
-                    out[c * plane_out + p] = if inside { input[c * plane_in + off] } else { T::zero() };
+                    out[c * plane_out + p] = if inside {
+                        input[c * plane_in + off]
+                    } else {
+                        T::zero()
+                    };
                 }
             }
             Interpolation::Bicubic => {
@@ -332,7 +345,10 @@ pub fn backward_item<T: Real, C: Coords<T>, G: CoordGrads<T>, const PAD: u8, con
             }
             Interpolation::Bicubic => {
                 let taps = CubicTaps::new(gx, gy, s, pad, ALIGN);
-                let (dx, dy) = (cubic_coefficients_grad(taps.tx), cubic_coefficients_grad(taps.ty));
+                let (dx, dy) = (
+                    cubic_coefficients_grad(taps.tx),
+                    cubic_coefficients_grad(taps.ty),
+                );
                 let (mut gix, mut giy) = (T::zero(), T::zero());
                 for c in 0..s.c {
                     let go = grad_out[c * plane_out + p];

@@ -1,0 +1,414 @@
+//! The paper's Table 1 (Jaderberg et al. 2015): CNN vs ST-CNN with affine, projective and
+//! thin-plate-spline transformers on distorted MNIST (R, RTS, P, E), and CNN vs ST-CNN on
+//! translated + cluttered MNIST (TC), trained here with one recipe and compared with the
+//! paper's numbers.
+//!
+//! Every model is an ordinary training run in its own folder under the experiment folder, so an
+//! interrupted experiment resumes where it stopped and every model can be inspected with
+//! `stn eval` / `stn visualize`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::Serialize;
+
+use crate::checkpoint::Checkpoint;
+use crate::data::{Dataset, Distortion, Source};
+use crate::model::ModelConfig;
+use crate::optim::SgdConfig;
+use crate::train::{
+    CHECKPOINT_FILE, DataSpec, Observer, Outcome, TrainConfig, TrainError, Trainer,
+};
+use crate::transformer::TransformKind;
+
+/// How much training each model gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Budget {
+    /// 10 epochs per model: the whole table in about an hour on a 2-core CPU.
+    Quick,
+    /// 60 epochs per model, learning rate divided by 10 every 20 epochs: the paper's schedule
+    /// (SGD with step decay) at a length a CPU can manage in a day.
+    Full,
+}
+
+impl Budget {
+    /// The training recipe of every model.
+    pub fn recipe(self) -> TrainConfig {
+        let (epochs, lr_step) = match self {
+            Budget::Quick => (10, Some(7)),
+            Budget::Full => (60, Some(20)),
+        };
+        TrainConfig {
+            epochs,
+            lr_step,
+            sgd: SgdConfig {
+                lr: 0.003,
+                momentum: 0.9,
+                weight_decay: 0.0,
+            },
+            log_interval: 0,
+            ..TrainConfig::default()
+        }
+    }
+}
+
+/// One model of the table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The dataset.
+    pub dataset: Distortion,
+    /// Row label.
+    pub label: &'static str,
+    /// The architecture.
+    pub model: ModelConfig,
+}
+
+/// The paper's Table 1 test errors (%), by row label and dataset, where it reports one.
+pub fn paper_error(label: &str, dataset: Distortion) -> Option<f64> {
+    use Distortion::*;
+    let row: [Option<f64>; 5] = match label {
+        "CNN" => [Some(1.2), Some(0.8), Some(1.5), Some(1.4), Some(3.5)],
+        "ST-CNN affine" => [Some(0.7), Some(0.5), Some(0.8), Some(1.2), Some(1.7)],
+        "ST-CNN projective" => [Some(0.8), Some(0.6), Some(0.8), Some(1.3), None],
+        "ST-CNN TPS" => [Some(0.7), Some(0.5), Some(0.8), Some(1.1), None],
+        _ => [None; 5],
+    };
+    let col = match dataset {
+        R => 0,
+        Rts => 1,
+        P => 2,
+        E => 3,
+        Tc => 4,
+    };
+    row[col]
+}
+
+/// The models of the table: four per distorted dataset, and for TC the CNN, the affine ST-CNN,
+/// and the affine ST-CNN padding with the background value instead of zero.
+pub fn plan(datasets: &[Distortion]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for &d in datasets {
+        let size = [d.size(), d.size()];
+        let st = |kind, background| ModelConfig::new(size, Some(kind), d.st_size(), background);
+        out.push(Entry {
+            dataset: d,
+            label: "CNN",
+            model: ModelConfig::new(size, None, None, false),
+        });
+        out.push(Entry {
+            dataset: d,
+            label: "ST-CNN affine",
+            model: st(TransformKind::Affine, false),
+        });
+        if d == Distortion::Tc {
+            out.push(Entry {
+                dataset: d,
+                label: "ST-CNN affine, background padding",
+                model: st(TransformKind::Affine, true),
+            });
+        } else {
+            out.push(Entry {
+                dataset: d,
+                label: "ST-CNN projective",
+                model: st(TransformKind::Projective, false),
+            });
+            out.push(Entry {
+                dataset: d,
+                label: "ST-CNN TPS",
+                model: st(TransformKind::Tps { grid: 4 }, false),
+            });
+        }
+    }
+    out
+}
+
+/// The result of one model.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    /// Dataset name.
+    pub dataset: String,
+    /// Row label.
+    pub label: String,
+    /// Test error in percent after the last epoch.
+    pub test_error: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Training seconds summed over epochs.
+    pub train_seconds: f64,
+    /// The run folder.
+    pub run: PathBuf,
+}
+
+/// Why the experiment stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// Data could not be loaded.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A run failed.
+    #[error("{run}: {source}")]
+    Train {
+        /// The run folder.
+        run: String,
+        /// What failed.
+        source: TrainError,
+    },
+    /// A file could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Stopped on request; the finished runs and the current run's last epoch are kept.
+    #[error("interrupted; run the same command again to continue")]
+    Interrupted,
+}
+
+/// Options of [`run`].
+pub struct Options<'a> {
+    /// Training budget.
+    pub budget: Budget,
+    /// Folder of the 28x28 source digits.
+    pub base: PathBuf,
+    /// Experiment folder (one run folder per model inside).
+    pub out: PathBuf,
+    /// Datasets to run.
+    pub datasets: Vec<Distortion>,
+    /// Seed of the generated datasets.
+    pub data_seed: u64,
+    /// Seed of initialization, shuffling and dropout.
+    pub seed: u64,
+    /// Compute device.
+    pub device: Device,
+    /// Called with a message when a run starts or ends.
+    pub log: &'a mut dyn FnMut(&str),
+}
+
+/// Trains (or resumes, or reuses) every model of the table and writes `table1.md`,
+/// `table1.json` and one picture per dataset into the experiment folder.
+pub fn run(
+    opts: Options,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Vec<Cell>, ExperimentError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ExperimentError::Io { path, source }
+    };
+    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
+    let recipe = TrainConfig {
+        seed: opts.seed,
+        ..opts.budget.recipe()
+    };
+    let mut cells = Vec::new();
+    for &dataset in &opts.datasets {
+        let source = Source::Distorted {
+            base: opts.base.clone(),
+            kind: dataset,
+            seed: opts.data_seed,
+        };
+        (opts.log)(&format!("generating {}", source.describe()));
+        let data = source.load()?;
+        let spec = DataSpec {
+            source,
+            limit_train: None,
+            limit_test: None,
+        };
+        let mut picture_net = None;
+        for entry in plan(&[dataset]) {
+            let dir = opts.out.join(format!(
+                "{}-{}{}",
+                dataset.name(),
+                entry.model.name(),
+                pad_suffix(&entry.model)
+            ));
+            let trainer = train_one(
+                &entry,
+                &recipe,
+                &spec,
+                &data,
+                &dir,
+                &opts.device,
+                observer,
+                stop,
+                opts.log,
+            )?;
+            let m = trainer.progress().metrics.last().cloned();
+            let secs = trainer
+                .progress()
+                .metrics
+                .iter()
+                .map(|m| m.train_seconds)
+                .sum();
+            if let Some(m) = m {
+                cells.push(Cell {
+                    dataset: dataset.name().to_string(),
+                    label: entry.label.to_string(),
+                    test_error: 100.0 * (1.0 - m.test_accuracy),
+                    epochs: m.epoch,
+                    train_seconds: secs,
+                    run: dir.clone(),
+                });
+                (opts.log)(&format!(
+                    "{} {}: test error {:.2}% after {} epochs",
+                    dataset.name().to_uppercase(),
+                    entry.label,
+                    100.0 * (1.0 - m.test_accuracy),
+                    m.epoch
+                ));
+            }
+            if entry.label == "ST-CNN affine" {
+                picture_net = Some(trainer.net.valid());
+            }
+        }
+        if let Some(net) = picture_net {
+            let path = opts.out.join(format!("{}.png", dataset.name()));
+            crate::report::stn_figure(&net, &data.test, 64)
+                .save_png(&path)
+                .map_err(io(&path))?;
+        }
+        write_reports(&opts.out, opts.budget, &cells)?;
+    }
+    Ok(cells)
+}
+
+fn pad_suffix(m: &ModelConfig) -> &'static str {
+    if m.sampler.pad_value.is_some() {
+        "-bgpad"
+    } else {
+        ""
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_one(
+    entry: &Entry,
+    recipe: &TrainConfig,
+    spec: &DataSpec,
+    data: &Dataset,
+    dir: &Path,
+    device: &Device,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+    log: &mut dyn FnMut(&str),
+) -> Result<Trainer, ExperimentError> {
+    let fail = |source| ExperimentError::Train {
+        run: dir.display().to_string(),
+        source,
+    };
+    let ckpt_path = dir.join(CHECKPOINT_FILE);
+    let mut trainer = match Checkpoint::load(&ckpt_path) {
+        // A run of this very model and recipe: continue (or reuse) it.
+        Ok(ckpt)
+            if ckpt.model == entry.model
+                && ckpt
+                    .progress
+                    .as_ref()
+                    .is_some_and(|p| p.config == *recipe && p.data == *spec) =>
+        {
+            Trainer::resume(ckpt, &ckpt_path, device, dir).map_err(fail)?
+        }
+        _ => {
+            std::fs::create_dir_all(dir).map_err(|source| ExperimentError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            let t = Trainer::new(&entry.model, recipe.clone(), spec.clone(), device, dir);
+            t.save().map_err(fail)?;
+            t
+        }
+    };
+    let done = trainer.progress().epochs_done;
+    if done < recipe.epochs {
+        log(&format!(
+            "{} {} ({}): epochs {}..{} -> {}",
+            entry.dataset.name().to_uppercase(),
+            entry.label,
+            entry.model.name(),
+            done + 1,
+            recipe.epochs,
+            dir.display()
+        ));
+        match trainer.run(data, observer, stop).map_err(fail)? {
+            Outcome::Completed => {}
+            Outcome::Interrupted { .. } => return Err(ExperimentError::Interrupted),
+        }
+    }
+    Ok(trainer)
+}
+
+/// Writes `table1.md` (ours beside the paper's) and `table1.json`.
+pub fn write_reports(out: &Path, budget: Budget, cells: &[Cell]) -> Result<(), ExperimentError> {
+    let md = markdown(budget, cells);
+    let md_path = out.join("table1.md");
+    crate::checkpoint::write_atomic(&md_path, md.as_bytes()).map_err(|source| {
+        ExperimentError::Io {
+            path: md_path.clone(),
+            source,
+        }
+    })?;
+    let json_path = out.join("table1.json");
+    let json =
+        serde_json::to_string_pretty(&serde_json::json!({ "budget": budget, "cells": cells }))
+            .expect("cells serialize");
+    crate::checkpoint::write_atomic(&json_path, json.as_bytes()).map_err(|source| {
+        ExperimentError::Io {
+            path: json_path,
+            source,
+        }
+    })
+}
+
+/// The table: one row per model, one column per dataset, "ours (paper)" test errors in %.
+pub fn markdown(budget: Budget, cells: &[Cell]) -> String {
+    let datasets: Vec<String> = Distortion::ALL
+        .iter()
+        .map(|d| d.name().to_string())
+        .filter(|d| cells.iter().any(|c| &c.dataset == d))
+        .collect();
+    let mut labels: Vec<&str> = Vec::new();
+    for c in cells {
+        if !labels.contains(&c.label.as_str()) {
+            labels.push(&c.label);
+        }
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Test error (%), ours after the {budget:?} budget ({} epochs), paper's in parentheses.\n",
+        budget.recipe().epochs
+    );
+    let _ = write!(s, "| model |");
+    for d in &datasets {
+        let _ = write!(s, " {} |", d.to_uppercase());
+    }
+    let _ = write!(s, "\n|---|");
+    for _ in &datasets {
+        let _ = write!(s, "---|");
+    }
+    s.push('\n');
+    for label in labels {
+        let _ = write!(s, "| {label} |");
+        for d in &datasets {
+            let cell = cells.iter().find(|c| c.label == label && &c.dataset == d);
+            let kind = Distortion::parse(d).expect("dataset name");
+            let paper = paper_error(label, kind).map_or(String::new(), |p| format!(" ({p})"));
+            match cell {
+                Some(c) => {
+                    let _ = write!(s, " {:.2}{paper} |", c.test_error);
+                }
+                None => {
+                    let _ = write!(s, " |");
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
