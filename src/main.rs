@@ -214,9 +214,9 @@ enum PadArg {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Total number of epochs (with --resume: extends or shortens the run).
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
+    /// Total number of epochs [default: 20; with --resume: the run's own, or this to extend it].
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Mini-batch size.
     #[arg(long, default_value_t = 64, conflicts_with = "resume")]
     batch_size: usize,
@@ -477,18 +477,22 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("."));
             let mut trainer = Trainer::resume(ckpt, &path, &device, &out)?;
-            trainer.set_epochs(a.epochs);
+            let epochs = a.epochs.unwrap_or(progress.config.epochs);
+            if epochs == 0 {
+                return Err(usage("--epochs must be at least 1"));
+            }
+            trainer.set_epochs(epochs);
             println!(
                 "resuming {} after epoch {} of {}",
                 out.display(),
                 progress.epochs_done,
-                a.epochs
+                epochs
             );
             (trainer, data, out)
         }
         None => {
             let config = TrainConfig {
-                epochs: a.epochs,
+                epochs: a.epochs.unwrap_or(20),
                 batch_size: a.batch_size,
                 eval_batch_size: a.eval_batch_size,
                 sgd: SgdConfig {

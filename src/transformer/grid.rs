@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{self, kernels::affine_grid::base_coordinates};
@@ -104,17 +104,25 @@ pub fn affine_theta(kind: TransformKind, params: Tensor<2>) -> Option<Tensor<3>>
             let m = [
                 1.0, 0.0, 0.0, 0.0, 1.0, 0.0,
                 0.0, 0.0, 1.0, 0.0, 0.0, 0.0,
-                0.0, 0.0, 0.0, 0.0, 0.0, 1.0f32,
+                0.0, 0.0, 0.0, 0.0, 0.0, 1.0f64,
             ];
-            let m = constant(m.to_vec(), [3, 6], &params.device());
+            let m = constant(m.to_vec(), [3, 6], &params);
             Some(params.matmul(m).reshape([n, 2, 3]))
         }
         TransformKind::Projective | TransformKind::Tps { .. } => None,
     }
 }
 
-fn constant<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(values, shape), device)
+/// A constant with the dtype and device of `like` (f64 parameters get f64 grids).
+fn constant<const D: usize, const L: usize>(
+    values: Vec<f64>,
+    shape: [usize; D],
+    like: &Tensor<L>,
+) -> Tensor<D> {
+    Tensor::from_data(
+        TensorData::new(values, shape),
+        (&like.device(), like.dtype()),
+    )
 }
 
 /// Base coordinates (x_j, y_i, 1) of every output pixel, row-major: [h * w, 3].
@@ -130,12 +138,12 @@ fn projective_grid(params: Tensor<2>, size: [usize; 2], align_corners: bool) -> 
     let [n, _] = params.dims();
     let device = params.device();
     let hw = size[0] * size[1];
-    let base: Vec<f32> = base_points(size, align_corners)
-        .iter()
-        .flat_map(|p| p.map(|v| v as f32))
+    let base: Vec<f64> = base_points(size, align_corners)
+        .into_iter()
+        .flatten()
         .collect();
-    let base = constant(base, [1, hw, 3], &device);
-    let ones = Tensor::<2>::ones([n, 1], &device);
+    let base = constant(base, [1, hw, 3], &params);
+    let ones = Tensor::<2>::ones([n, 1], (&device, params.dtype()));
     let h = Tensor::cat(vec![params, ones], 1).reshape([n, 3, 3]);
     // [1, hw, 3] x [n, 3, 3]^T -> [n, hw, 3] homogeneous source points.
     let out = base.matmul(h.swap_dims(1, 2));
@@ -194,9 +202,9 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
 /// The matrix M [h * w, K] with grid = M · P for control point targets P [K, 2]: the TPS
 /// interpolant through (control point -> target) evaluated at every output pixel. It depends
 /// only on the sizes, so it is computed once (in f64) and cached.
-pub fn tps_matrix(g: usize, size: [usize; 2], align_corners: bool) -> Arc<Vec<f32>> {
+pub fn tps_matrix(g: usize, size: [usize; 2], align_corners: bool) -> Arc<Vec<f64>> {
     type Key = (usize, [usize; 2], bool);
-    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Vec<f32>>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Vec<f64>>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (g, size, align_corners);
     if let Some(m) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
@@ -229,7 +237,7 @@ pub fn tps_matrix(g: usize, size: [usize; 2], align_corners: bool) -> Arc<Vec<f3
             .collect();
         for col in 0..k {
             let v: f64 = basis.iter().zip(&x).map(|(b, row)| b * row[col]).sum();
-            m.push(v as f32);
+            m.push(v);
         }
     }
     let m = Arc::new(m);
@@ -245,7 +253,7 @@ fn tps_grid(params: Tensor<2>, g: usize, size: [usize; 2], align_corners: bool) 
     let k = g * g;
     let hw = size[0] * size[1];
     let m = tps_matrix(g, size, align_corners);
-    let m = constant(m.as_ref().clone(), [1, hw, k], &params.device());
+    let m = constant(m.as_ref().clone(), [1, hw, k], &params);
     // [1, hw, K] x [n, K, 2] -> [n, hw, 2]
     m.expand([n, hw, k])
         .matmul(params.reshape([n, k, 2]))

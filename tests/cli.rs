@@ -1,0 +1,406 @@
+//! The real `stn` binary on bad input and interrupted runs: clear one-line errors, the right
+//! exit status, nothing saved lost, and exact resume.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use stn::checkpoint::Checkpoint;
+use stn::data::idx;
+use stn::data::mnist::FILE_NAMES;
+
+fn stn() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stn"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn mnist() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+}
+
+fn run(args: &[&str]) -> Output {
+    stn().args(args).output().expect("stn runs")
+}
+
+/// Asserts the exit status, that stderr names `needle`, and that nothing panicked.
+fn fails(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "exit status; stderr: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+}
+
+/// A small valid dataset (20 train, 10 test 28x28 images) in a new folder.
+fn small_data(dir: &Path) {
+    let img = |n: usize| {
+        idx::encode(
+            &[n, 28, 28],
+            &(0..n * 784).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+        )
+    };
+    let lbl = |n: usize| idx::encode(&[n], &(0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>());
+    std::fs::write(dir.join(FILE_NAMES[0]), img(20)).unwrap();
+    std::fs::write(dir.join(FILE_NAMES[1]), lbl(20)).unwrap();
+    std::fs::write(dir.join(FILE_NAMES[2]), img(10)).unwrap();
+    std::fs::write(dir.join(FILE_NAMES[3]), lbl(10)).unwrap();
+}
+
+#[test]
+fn bad_flag_values_are_usage_errors() {
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["train", "--batch-size", "0"],
+            "--batch-size must be at least 1",
+        ),
+        (&["train", "--lr", "-0.1"], "--lr must be a positive number"),
+        (&["train", "--lr", "nan"], "--lr must be a positive number"),
+        (&["train", "--epochs", "0"], "--epochs must be at least 1"),
+        (
+            &["train", "--momentum", "1.5"],
+            "--momentum must be in [0, 1)",
+        ),
+        (&["train", "--device", "tpu"], "invalid value 'tpu'"),
+        (&["train", "--dataset", "svhn"], "unknown dataset 'svhn'"),
+        (
+            &["train", "--limit-train", "0", "--epochs", "1"],
+            "--limit-train must be at least 1",
+        ),
+    ];
+    for (args, needle) in cases {
+        fails(&run(args), 2, needle);
+    }
+}
+
+#[test]
+fn devices_not_compiled_in_are_refused() {
+    for dev in ["cuda", "wgpu"] {
+        let out = run(&["eval", "--model", "nowhere.stn", "--device", dev]);
+        if cfg!(feature = "cuda") && dev == "cuda" || cfg!(feature = "wgpu") && dev == "wgpu" {
+            continue;
+        }
+        fails(
+            &out,
+            2,
+            &format!("device {dev} is not compiled into this build"),
+        );
+    }
+}
+
+#[test]
+fn bad_data_folders_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    fails(
+        &run(&[
+            "train",
+            "--data",
+            missing.to_str().unwrap(),
+            "--epochs",
+            "1",
+        ]),
+        1,
+        "does not exist",
+    );
+
+    let dir = tmp.path().join("d");
+    std::fs::create_dir(&dir).unwrap();
+    small_data(&dir);
+    let d = dir.to_str().unwrap();
+
+    // Labels out of range.
+    std::fs::write(
+        dir.join(FILE_NAMES[3]),
+        idx::encode(&[10], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 12]),
+    )
+    .unwrap();
+    fails(
+        &run(&["train", "--data", d, "--epochs", "1"]),
+        1,
+        "label 12 at index 9",
+    );
+
+    // Images and labels that differ in number.
+    std::fs::write(dir.join(FILE_NAMES[3]), idx::encode(&[9], &[0; 9])).unwrap();
+    fails(
+        &run(&[
+            "eval",
+            "--model",
+            "tests/fixtures/torch/tutorial_net.pt",
+            "--data",
+            d,
+        ]),
+        1,
+        "has 10 images but",
+    );
+
+    // Truncated and corrupt gzip.
+    small_data(&dir);
+    std::fs::remove_file(dir.join(FILE_NAMES[0])).unwrap();
+    let gz = std::fs::read(mnist().join(format!("{}.gz", FILE_NAMES[1]))).unwrap();
+    std::fs::write(
+        dir.join(format!("{}.gz", FILE_NAMES[0])),
+        &gz[..gz.len() / 2],
+    )
+    .unwrap();
+    fails(
+        &run(&["train", "--data", d, "--epochs", "1"]),
+        1,
+        "corrupt or truncated gzip",
+    );
+
+    // Wrong magic.
+    std::fs::remove_file(dir.join(format!("{}.gz", FILE_NAMES[0]))).unwrap();
+    std::fs::write(dir.join(FILE_NAMES[0]), b"GIF89a not an idx file at all").unwrap();
+    fails(
+        &run(&["train", "--data", d, "--epochs", "1"]),
+        1,
+        "wrong magic number",
+    );
+
+    // A missing file.
+    std::fs::remove_file(dir.join(FILE_NAMES[0])).unwrap();
+    fails(
+        &run(&["train", "--data", d, "--epochs", "1"]),
+        1,
+        "no train-images-idx3-ubyte.gz or train-images-idx3-ubyte",
+    );
+}
+
+#[test]
+fn bad_model_files_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+
+    std::fs::write(p("notes.txt"), "hello").unwrap();
+    fails(
+        &run(&["eval", "--model", p("notes.txt").to_str().unwrap()]),
+        1,
+        "not an stn checkpoint",
+    );
+    fails(
+        &run(&["eval", "--model", p("absent.stn").to_str().unwrap()]),
+        1,
+        "file not found",
+    );
+
+    std::fs::write(
+        p("garbage.pt"),
+        b"PK\x03\x04 this is not a real zip archive",
+    )
+    .unwrap();
+    fails(
+        &run(&["eval", "--model", p("garbage.pt").to_str().unwrap()]),
+        1,
+        "not a readable PyTorch file",
+    );
+
+    // A real checkpoint, truncated, and with one byte flipped.
+    let run_dir = p("run");
+    let out = run(&[
+        "train",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "10",
+        "--log-interval",
+        "0",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ckpt = std::fs::read(run_dir.join("checkpoint.stn")).unwrap();
+    std::fs::write(p("short.stn"), &ckpt[..ckpt.len() - 100]).unwrap();
+    fails(
+        &run(&["eval", "--model", p("short.stn").to_str().unwrap()]),
+        1,
+        "truncated or corrupt",
+    );
+    let mut flipped = ckpt.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    std::fs::write(p("flipped.stn"), &flipped).unwrap();
+    fails(
+        &run(&["eval", "--model", p("flipped.stn").to_str().unwrap()]),
+        1,
+        "checksum mismatch",
+    );
+
+    // A checkpoint whose parameters belong to another architecture.
+    let mut c = Checkpoint::load(&run_dir.join("checkpoint.stn")).unwrap();
+    let fc1 = c.params.get_mut("fc1.weight").unwrap();
+    fc1.shape = vec![50, 160];
+    fc1.data.truncate(50 * 160);
+    c.save(&p("other.stn")).unwrap();
+    fails(
+        &run(&["eval", "--model", p("other.stn").to_str().unwrap()]),
+        1,
+        "different architecture",
+    );
+
+    // Continuing into a folder that holds a run needs --resume.
+    let out = run(&["train", "--epochs", "1", "--out", run_dir.to_str().unwrap()]);
+    fails(&out, 2, "already holds a run");
+}
+
+#[test]
+fn divergence_stops_with_a_clear_error_and_keeps_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = run(&[
+        "train",
+        "--lr",
+        "1e12",
+        "--epochs",
+        "3",
+        "--limit-train",
+        "640",
+        "--limit-test",
+        "10",
+        "--log-interval",
+        "0",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    fails(&out, 1, "training diverged");
+    // The last good checkpoint (here: before the first epoch) is intact and loadable.
+    let c = Checkpoint::load(&dir.join("checkpoint.stn")).expect("checkpoint intact");
+    assert_eq!(c.progress.unwrap().epochs_done, 0);
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn epochs_logged(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+fn train_args(dir: &Path) -> Vec<String> {
+    [
+        "train",
+        "--epochs",
+        "3",
+        "--seed",
+        "5",
+        "--limit-train",
+        "12000",
+        "--limit-test",
+        "200",
+        "--log-interval",
+        "0",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([dir.to_str().unwrap().to_string()])
+    .collect()
+}
+
+/// SIGKILL in the middle of epoch 2, then `--resume`: the same final weights, bit for bit, as
+/// an uninterrupted run with the same seed.
+#[test]
+fn killed_run_resumes_to_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, killed) = (tmp.path().join("whole"), tmp.path().join("killed"));
+
+    let out = stn().args(train_args(&whole)).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut child = stn()
+        .args(train_args(&killed))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("epoch 1", Duration::from_secs(300), || {
+        epochs_logged(&killed) >= 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        epochs_logged(&killed) < 3,
+        "the run finished before it could be killed"
+    );
+
+    let out = stn()
+        .args(["train", "--resume", killed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let a = Checkpoint::load(&whole.join("checkpoint.stn")).unwrap();
+    let b = Checkpoint::load(&killed.join("checkpoint.stn")).unwrap();
+    assert_eq!(a.progress.as_ref().unwrap().epochs_done, 3);
+    assert_eq!(b.progress.as_ref().unwrap().epochs_done, 3);
+    for (name, t) in &a.params {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&t.data),
+            bits(&b.params[name].data),
+            "{name} differs after resume"
+        );
+    }
+    let (ma, mb) = (&a.progress.unwrap().metrics, &b.progress.unwrap().metrics);
+    for (x, y) in ma.iter().zip(mb) {
+        assert_eq!(
+            (x.train_loss, x.test_loss, x.test_accuracy),
+            (y.train_loss, y.test_loss, y.test_accuracy)
+        );
+    }
+}
+
+/// Ctrl-C mid-epoch: exit status 130, a message, and the last completed epoch's checkpoint.
+#[cfg(unix)]
+#[test]
+fn interrupt_keeps_the_last_completed_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let child = stn()
+        .args(train_args(&dir))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("epoch 1", Duration::from_secs(300), || {
+        epochs_logged(&dir) >= 1
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("continue with `stn train --resume"), "{err}");
+    let c = Checkpoint::load(&dir.join("checkpoint.stn")).unwrap();
+    let done = c.progress.unwrap().epochs_done;
+    assert!((1..3).contains(&done), "epochs done: {done}");
+    assert_eq!(epochs_logged(&dir), done);
+}
