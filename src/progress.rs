@@ -61,14 +61,14 @@ impl Observer for Console {
         self.loss_count += 1;
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            if batch % 20 == 0 {
+            if batch.is_multiple_of(20) {
                 bar.set_message(format!(
                     "loss {:.4}",
                     self.loss_sum / self.loss_count as f64
                 ));
             }
         }
-        if !self.quiet && self.log_interval > 0 && batch % self.log_interval == 0 {
+        if !self.quiet && self.log_interval > 0 && batch.is_multiple_of(self.log_interval) {
             let total = self.bar.as_ref().map_or(1, |b| b.length().unwrap_or(1)) as f64;
             // As the tutorial: the index of the batch's first image, and the share of batches.
             let batch_size = images_done / (batch + 1);

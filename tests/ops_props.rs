@@ -488,7 +488,7 @@ fn blocked_layout_round_trips_with_gradients() {
     let x =
         Tensor::<4>::random([11, 3, 4, 5], Distribution::Normal(0.0, 1.0), &dev()).require_grad();
     let b = ops::to_blocked(x.clone());
-    assert_eq!(b.dims()[0] * b.dims()[4] >= 11, true);
+    assert!(b.dims()[0] * b.dims()[4] >= 11);
     let back = ops::from_blocked(b, 11);
     assert_abs("round trip", &values(back.clone()), &values(x.clone()), 0.0);
     let grads = (back * 3.0).sum().backward();

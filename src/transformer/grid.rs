@@ -167,6 +167,8 @@ fn tps_u(dx: f64, dy: f64) -> f64 {
 }
 
 /// Solves A X = B in place by Gaussian elimination with partial pivoting; returns X.
+// Rows `row` and `col` of the same matrix are read and written together.
+#[allow(clippy::needless_range_loop)]
 fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
     let n = a.len();
     for col in 0..n {

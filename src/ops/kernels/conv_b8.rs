@@ -99,7 +99,7 @@ fn correlate_block(
         let ky_hi = ((ih as isize - first).min(k as isize)).max(0) as usize;
         // Output channels per tile: 5 when they divide evenly (10, 20, ...), else 4; with 2
         // pixels that is at most 10 accumulators, which leaves registers for the loads.
-        let block = if o % 5 == 0 { 5 } else { 4 };
+        let block = if o.is_multiple_of(5) { 5 } else { 4 };
         let mut ob = 0;
         while ob < o {
             let nb = (o - ob).min(block);

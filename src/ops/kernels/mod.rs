@@ -2,6 +2,10 @@
 //! contiguous row-major slices, so the same code serves the Flex backend, the host fallback of
 //! other backends, and direct tests.
 
+// Register tiles are small fixed-size arrays indexed by several loop counters at once;
+// index loops say that more plainly than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
 pub mod affine_grid;
 #[cfg(target_arch = "x86_64")]
 pub mod conv_b8;

@@ -65,13 +65,11 @@ fn to_lanes<T: Real>(x: &[T], n: usize, lanes: usize) -> Vec<T> {
 fn pick<T: Real, const L: usize>(v: [&[T]; 4]) -> ([T; L], [[bool; L]; 4]) {
     let mut m = [T::zero(); L];
     let mut take = [[false; L]; 4];
-    for l in 0..L {
-        m[l] = v[0][l];
-    }
+    m.copy_from_slice(&v[0][..L]);
     for k in 1..4 {
         for l in 0..L {
             let x = v[k][l];
-            let t = x > m[l] || x != x;
+            let t = x > m[l] || x.is_nan();
             take[k][l] = t;
             m[l] = if t { x } else { m[l] };
         }
@@ -111,7 +109,7 @@ fn forward_impl<T: Real, const L: usize>(x: &[T], planes: usize, h: usize, w: us
                             let o = &mut out[(i * wo + j) * L..(i * wo + j + 1) * L];
                             for l in 0..L {
                                 // relu keeps NaN, like PyTorch's.
-                                o[l] = if m[l] > T::zero() || m[l] != m[l] {
+                                o[l] = if m[l] > T::zero() || m[l].is_nan() {
                                     m[l]
                                 } else {
                                     T::zero()

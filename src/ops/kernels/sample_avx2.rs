@@ -21,7 +21,9 @@ pub enum VecCoords<'a> {
     },
 }
 
-/// Where coordinate gradients go.
+/// Where coordinate gradients go. (The theta variant's per-lane sums make it large; it lives
+/// on the stack for one batch item.)
+#[allow(clippy::large_enum_variant)]
 pub enum VecGrads<'a> {
     /// Not wanted.
     None,
@@ -45,6 +47,9 @@ impl VecGrads<'_> {
 }
 
 /// Lane sums of theta's partial gradients (zeros when not accumulating theta).
+///
+/// # Safety
+/// Callable only where AVX2 is available (it is compiled for it).
 #[target_feature(enable = "avx2,fma")]
 pub fn finish(grads: &VecGrads) -> [f32; 6] {
     let mut out = [0.0f32; 6];
