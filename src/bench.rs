@@ -107,8 +107,9 @@ pub fn eval(data: &Dataset, batch_size: usize, device: &Device) -> BenchResult {
 }
 
 /// affine_grid + bilinear grid_sample, forward and backward (gradients to the input and
-/// theta), on an [n, c, h, w] input: the transformer's share of a training step.
-pub fn ops(shape: [usize; 4], iterations: usize, device: &Device) -> BenchResult {
+/// theta), on an [n, c, h, w] input: the transformer's share of a training step. `fused`
+/// times [`ops::affine_sample`] (the same computation in one op) instead of the two ops.
+pub fn ops(shape: [usize; 4], iterations: usize, fused: bool, device: &Device) -> BenchResult {
     let [n, c, h, w] = shape;
     let device = device.clone().autodiff();
     let x = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
@@ -116,8 +117,12 @@ pub fn ops(shape: [usize; 4], iterations: usize, device: &Device) -> BenchResult
     let step = || {
         let x = x.clone().require_grad();
         let theta = theta0.clone().expand([n, 2, 3]).require_grad();
-        let grid = ops::affine_grid(theta.clone(), h, w, false);
-        let out = ops::grid_sample(x.clone(), grid, SampleOptions::default());
+        let out = if fused {
+            ops::affine_sample(x.clone(), theta.clone(), [h, w], SampleOptions::default())
+        } else {
+            let grid = ops::affine_grid(theta.clone(), h, w, false);
+            ops::grid_sample(x.clone(), grid, SampleOptions::default())
+        };
         let grads = out.sum().backward();
         let gx = x.grad(&grads).expect("input gradient");
         let gt = theta.grad(&grads).expect("theta gradient");
@@ -130,8 +135,9 @@ pub fn ops(shape: [usize; 4], iterations: usize, device: &Device) -> BenchResult
     for _ in 0..iterations {
         step();
     }
+    let name = if fused { "ops fused" } else { "ops" };
     result(
-        &format!("ops {n}x{c}x{h}x{w}"),
+        &format!("{name} {n}x{c}x{h}x{w}"),
         n * iterations,
         started.elapsed().as_secs_f64(),
     )

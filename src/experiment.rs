@@ -49,6 +49,7 @@ impl Budget {
                 lr: 0.003,
                 momentum: 0.9,
                 weight_decay: 0.0,
+                loc_lr_scale: 0.1,
             },
             log_interval: 0,
             ..TrainConfig::default()

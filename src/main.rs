@@ -236,6 +236,9 @@ struct TrainArgs {
         conflicts_with = "resume"
     )]
     momentum: f64,
+    /// Learning-rate multiplier of the localization network (e.g. 0.1 for harder data).
+    #[arg(long, default_value_t = 1.0, conflicts_with = "resume")]
+    loc_lr_scale: f64,
     /// L2 weight decay.
     #[arg(
         long,
@@ -499,6 +502,7 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
                     lr: a.lr,
                     momentum: a.momentum,
                     weight_decay: a.weight_decay,
+                    loc_lr_scale: a.loc_lr_scale,
                 },
                 seed: a.seed,
                 log_interval: a.log_interval,
@@ -671,7 +675,9 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode> {
         }
         BenchWhat::Ops => [[64, 1, 28, 28], [32, 3, 64, 64]]
             .into_iter()
-            .map(|shape| stn::bench::ops(shape, a.batches, &device))
+            .flat_map(|shape| {
+                [false, true].map(|fused| stn::bench::ops(shape, a.batches, fused, &device))
+            })
             .collect(),
     };
     if a.profile {

@@ -19,6 +19,36 @@ pub struct SgdConfig {
     pub momentum: f64,
     /// L2 penalty added to the gradient.
     pub weight_decay: f64,
+    /// Learning-rate multiplier of the localization network (the parameters named
+    /// `localization.*` and `fc_loc.*`); 1 trains it like the rest, as the tutorial does. A
+    /// smaller rate keeps the transformer from collapsing early in harder problems.
+    #[serde(default = "one")]
+    pub loc_lr_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl SgdConfig {
+    /// Plain SGD at `lr` (no momentum, no weight decay, one rate for every parameter).
+    pub fn plain(lr: f64) -> Self {
+        Self {
+            lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            loc_lr_scale: 1.0,
+        }
+    }
+
+    /// The learning rate of the parameter named `name`.
+    pub fn lr_for(&self, name: &str) -> f64 {
+        if name.starts_with("localization.") || name.starts_with("fc_loc.") {
+            self.lr * self.loc_lr_scale
+        } else {
+            self.lr
+        }
+    }
 }
 
 /// SGD with its momentum buffers.
@@ -97,6 +127,7 @@ impl Stepper<'_> {
         if c.weight_decay != 0.0 {
             g = g + value.clone() * c.weight_decay;
         }
+        let lr = c.lr_for(&name);
         if c.momentum != 0.0 {
             let buf = match self.buffers.remove(&name) {
                 Some(b) => b * c.momentum + g,
@@ -105,7 +136,7 @@ impl Stepper<'_> {
             self.buffers.insert(name, buf.clone());
             g = buf;
         }
-        value - g * c.lr
+        value - g * lr
     }
 }
 

@@ -48,11 +48,7 @@ impl Default for TrainConfig {
             epochs: 20,
             batch_size: 64,
             eval_batch_size: 1000,
-            sgd: SgdConfig {
-                lr: 0.01,
-                momentum: 0.0,
-                weight_decay: 0.0,
-            },
+            sgd: SgdConfig::plain(0.01),
             seed: 1,
             log_interval: 500,
             lr_step: None,
@@ -83,6 +79,12 @@ impl TrainConfig {
             return Err(format!(
                 "--weight-decay must be >= 0, got {}",
                 s.weight_decay
+            ));
+        }
+        if !(s.loc_lr_scale.is_finite() && s.loc_lr_scale >= 0.0) {
+            return Err(format!(
+                "--loc-lr-scale must be >= 0, got {}",
+                s.loc_lr_scale
             ));
         }
         if self.lr_step == Some(0) {

@@ -107,6 +107,28 @@ fn check(
 pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, o: SampleOptions) {
     let gl = s.plane_out() * 2;
     check(input.len(), grid.len(), out.len(), &s, gl, "grid_sample");
+    let item = |n: usize| &grid[n * gl..(n + 1) * gl];
+    forward_batch(
+        input,
+        out,
+        s,
+        o,
+        |n| GridCoords(item(n)),
+        #[cfg(target_arch = "x86_64")]
+        |n| super::sample_avx2::VecCoords::Grid(bytemuck::cast_slice(item(n))),
+    );
+}
+
+/// The forward pass over the batch, parallel over items: item `n` samples at `coords(n)`,
+/// given for the AVX2 path as `lanes(n)` too (used only when T is f32).
+fn forward_batch<'a, T: Real, C: Coords<T>>(
+    input: &[T],
+    out: &mut [T],
+    s: SampleShape,
+    o: SampleOptions,
+    coords: impl Fn(usize) -> C + Sync,
+    #[cfg(target_arch = "x86_64")] lanes: impl Fn(usize) -> super::sample_avx2::VecCoords<'a> + Sync,
+) {
     if s.output_len() == 0 {
         return;
     }
@@ -114,16 +136,14 @@ pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, 
         .enumerate()
         .for_each(|(n, out)| {
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
-            let grid = &grid[n * gl..(n + 1) * gl];
             let mut start = 0;
             #[cfg(target_arch = "x86_64")]
             if vector_path::<T>(&o) {
-                let v = super::sample_avx2::VecCoords::Grid(bytemuck::cast_slice(grid));
                 // SAFETY: vector_path checked the CPU features; T is f32.
                 start = unsafe {
                     super::sample_avx2::forward_item(
                         bytemuck::cast_slice(input),
-                        &v,
+                        &lanes(n),
                         bytemuck::cast_slice_mut(out),
                         &s,
                         o.padding == Padding::Border,
@@ -131,20 +151,13 @@ pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, 
                     )
                 };
             }
-            let coords = GridCoords(grid);
+            let coords = coords(n);
             with_simd(
                 #[inline(always)]
                 || {
                     monomorphize!(
                         o,
-                        forward_item::<T, GridCoords<T>>(
-                            o.mode,
-                            input,
-                            &coords,
-                            out,
-                            &s,
-                            start..s.plane_out()
-                        )
+                        forward_item::<T, C>(o.mode, input, &coords, out, &s, start..s.plane_out())
                     )
                 },
             );
@@ -263,57 +276,25 @@ pub fn affine_forward<T: Real>(
     o: SampleOptions,
 ) {
     check(input.len(), theta.len(), out.len(), &s, 6, "affine_sample");
-    if s.output_len() == 0 {
-        return;
-    }
     let (bx, by) = base_planes::<T>(s.h_out, s.w_out, o.align_corners);
-    out.par_chunks_mut(s.output_len())
-        .enumerate()
-        .for_each(|(n, out)| {
-            let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
-            let theta: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);
-            let mut start = 0;
-            #[cfg(target_arch = "x86_64")]
-            if vector_path::<T>(&o) {
-                let v = super::sample_avx2::VecCoords::Affine {
-                    theta: bytemuck::cast(theta.map(|t| t.f64() as f32)),
-                    bx: bytemuck::cast_slice(&bx),
-                    by: bytemuck::cast_slice(&by),
-                };
-                // SAFETY: vector_path checked the CPU features; T is f32.
-                start = unsafe {
-                    super::sample_avx2::forward_item(
-                        bytemuck::cast_slice(input),
-                        &v,
-                        bytemuck::cast_slice_mut(out),
-                        &s,
-                        o.padding == Padding::Border,
-                        o.align_corners,
-                    )
-                };
-            }
-            let coords = AffineCoords {
-                theta,
-                bx: &bx,
-                by: &by,
-            };
-            with_simd(
-                #[inline(always)]
-                || {
-                    monomorphize!(
-                        o,
-                        forward_item::<T, AffineCoords<T>>(
-                            o.mode,
-                            input,
-                            &coords,
-                            out,
-                            &s,
-                            start..s.plane_out()
-                        )
-                    )
-                },
-            );
-        });
+    let th = |n: usize| -> [T; 6] { core::array::from_fn(|i| theta[n * 6 + i]) };
+    forward_batch(
+        input,
+        out,
+        s,
+        o,
+        |n| AffineCoords {
+            theta: th(n),
+            bx: &bx,
+            by: &by,
+        },
+        #[cfg(target_arch = "x86_64")]
+        |n| super::sample_avx2::VecCoords::Affine {
+            theta: th(n).map(|t| t.f64() as f32),
+            bx: bytemuck::cast_slice(&bx),
+            by: bytemuck::cast_slice(&by),
+        },
+    );
 }
 
 /// Gradients of [`affine_forward`]: `grad_theta` [n, 2, 3] and, when given, `grad_input`
