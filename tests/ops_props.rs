@@ -494,3 +494,60 @@ fn blocked_layout_round_trips_with_gradients() {
     let grads = (back * 3.0).sum().backward();
     assert!(values(x.grad(&grads).unwrap()).iter().all(|&g| g == 3.0));
 }
+
+/// The fused convolution + pooling + ReLU against the three separate ops, forward and
+/// gradients (blocked layout; odd sizes drop the last row/column as max_pool2d does).
+#[test]
+fn fused_conv_pool_relu_matches_separate_ops() {
+    let mut rng = Rng::new(19);
+    for (n, c, h, w, o, k) in [
+        (9, 1, 28, 28, 10, 5),
+        (16, 8, 11, 11, 10, 5),
+        (8, 10, 12, 12, 20, 5),
+        (3, 2, 12, 11, 7, 7),
+        (5, 3, 9, 10, 4, 3),
+    ] {
+        let x = random(&[n, c, h, w], &mut rng, -1.0, 1.0);
+        let wt = random(&[o, c, k, k], &mut rng, -0.5, 0.5);
+        let b = random(&[o], &mut rng, -0.5, 0.5);
+        let up = random(
+            &[n, o, (h - k + 1) / 2, (w - k + 1) / 2],
+            &mut rng,
+            -1.0,
+            1.0,
+        );
+        let run = |fused: bool| {
+            let (xt, wtt, bt) = (
+                t::<4>(&x, DType::F32).require_grad(),
+                t::<4>(&wt, DType::F32).require_grad(),
+                t::<1>(&b, DType::F32).require_grad(),
+            );
+            let xb = ops::to_blocked(xt.clone());
+            let y = if fused {
+                ops::conv2d_pool_relu_blocked(xb, wtt.clone(), bt.clone())
+            } else {
+                ops::max_pool2x2_relu_blocked(ops::conv2d_blocked(xb, wtt.clone(), bt.clone()))
+            };
+            let y = ops::from_blocked(y, n);
+            let grads = (y.clone() * t::<4>(&up, DType::F32)).sum().backward();
+            [
+                values(y),
+                values(xt.grad(&grads).unwrap()),
+                values(wtt.grad(&grads).unwrap()),
+                values(bt.grad(&grads).unwrap()),
+            ]
+        };
+        let (a, b2) = (run(true), run(false));
+        for (i, name) in ["output", "grad x", "grad weight", "grad bias"]
+            .iter()
+            .enumerate()
+        {
+            assert_rel(
+                &format!("conv+pool {:?}: {name}", (n, c, h, w, o, k)),
+                &a[i],
+                &b2[i],
+                1e-6,
+            );
+        }
+    }
+}

@@ -62,6 +62,12 @@ impl Conv2d {
     pub fn forward_blocked(&self, x: Tensor<5>) -> Tensor<5> {
         ops::conv2d_blocked(x, self.weight.val(), self.bias.val())
     }
+
+    /// relu(max_pool2d(self(x), 2)), the block every convolution here is followed by, fused
+    /// (batch-blocked tensors).
+    pub fn forward_pool_relu(&self, x: Tensor<5>) -> Tensor<5> {
+        ops::conv2d_pool_relu_blocked(x, self.weight.val(), self.bias.val())
+    }
 }
 
 /// A fully connected layer, weight [out, in] as PyTorch's `nn.Linear`.
@@ -96,12 +102,6 @@ impl Linear {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         x.matmul(self.weight.val().transpose()) + self.bias.val().unsqueeze::<2>()
     }
-}
-
-/// 2x2 max pooling followed by ReLU, the block that follows every convolution here
-/// (batch-blocked tensors).
-pub fn pool_relu(x: Tensor<5>) -> Tensor<5> {
-    ops::max_pool2x2_relu_blocked(x)
 }
 
 /// Spatial size after a valid k x k convolution and a 2x2 pool (floor), as PyTorch computes it.

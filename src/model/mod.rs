@@ -12,7 +12,7 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use dropout::Mode;
-use layers::{Conv2d, Linear, conv_pool_size, pool_relu};
+use layers::{Conv2d, Linear, conv_pool_size};
 
 use crate::rng::Rng;
 use crate::transformer::{SamplerConfig, SpatialTransformer, TransformKind};
@@ -194,9 +194,11 @@ impl Net {
     pub fn classify(&self, x: Tensor<4>, mode: &mut Mode) -> Tensor<2> {
         let n = x.dims()[0];
         let x = crate::ops::to_blocked(x);
-        let x = pool_relu(self.conv1.forward_blocked(x));
-        let x = dropout::dropout2d(self.conv2.forward_blocked(x), n, DROPOUT, mode);
-        let x = crate::ops::from_blocked(pool_relu(x), n);
+        let x = self.conv1.forward_pool_relu(x);
+        // Channel dropout commutes with max pooling and ReLU (it scales whole channels by 0 or
+        // 2), so it can follow the fused block: PyTorch's conv2 -> Dropout2d -> pool -> relu.
+        let x = dropout::dropout2d(self.conv2.forward_pool_relu(x), n, DROPOUT, mode);
+        let x = crate::ops::from_blocked(x, n);
         let x = relu(self.fc1.forward(x.flatten(1, 3)));
         let x = dropout::dropout(x, DROPOUT, mode);
         log_softmax(self.fc2.forward(x), 1)

@@ -149,6 +149,35 @@ impl<B: StnBackend> Backward<B, 1> for FromBlockedBackward {
     }
 }
 
+#[derive(Debug)]
+struct ConvPoolReluBackward;
+
+impl<B: StnBackend> Backward<B, 3> for ConvPoolReluBackward {
+    /// x, weight, bias and the window codes.
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, w, b, codes) = ops.state;
+        let (gx, gw, gb) = B::stn_conv_pool_relu_backward(x, w, b, codes, grad, node_x.is_some());
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, gx);
+        }
+        if let Some(node) = node_w {
+            grads.register::<B>(node.id, gw);
+        }
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, gb);
+        }
+    }
+}
+
 impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
     fn stn_grid_sample(
         input: FloatTensor<Autodiff<B, C>>,
@@ -371,5 +400,61 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(B::stn_from_blocked(x.into_primitive(), n)),
         }
+    }
+
+    fn stn_conv_pool_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        match ConvPoolReluBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, w, b) = (
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                let (y, codes) = B::stn_conv_pool_relu(x.clone(), w.clone(), b.clone());
+                (
+                    prep.finish((x, w, b, codes.clone()), y),
+                    Self::from_inner(codes),
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, codes) = B::stn_conv_pool_relu(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                (prep.finish(y), Self::from_inner(codes))
+            }
+        }
+    }
+
+    fn stn_conv_pool_relu_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        codes: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+        want_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (gx, gw, gb) = B::stn_conv_pool_relu_backward(
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+            codes.into_primitive(),
+            grad_output.into_primitive(),
+            want_x,
+        );
+        (
+            Self::from_inner(gx),
+            Self::from_inner(gw),
+            Self::from_inner(gb),
+        )
     }
 }

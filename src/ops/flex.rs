@@ -358,6 +358,68 @@ impl StnBackend for Flex {
         )
     }
 
+    fn stn_conv_pool_relu(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        time(
+            label(|| {
+                format!(
+                    "conv+pool fwd x{:?} w{:?}",
+                    x.shape().as_slice(),
+                    weight.shape().as_slice()
+                )
+            }),
+            || {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(plan) = ConvPlan::new(&x, &weight).filter(|p| p.nchw.is_none()) {
+                    let (weight, bias) = (contiguous(weight), contiguous(bias));
+                    let xb = plan.blocked(x);
+                    let s = plan.shape;
+                    // SAFETY: ConvPlan checked the CPU features.
+                    let (y, codes) = unsafe {
+                        kernels::conv_b8::conv_pool_forward(
+                            &xb,
+                            weight.storage(),
+                            bias.storage(),
+                            s,
+                        )
+                    };
+                    let shape = vec![s.nb, s.o, s.ho() / 2, s.wo() / 2, kernels::conv_b8::LANES];
+                    let codes: Vec<f32> = codes.into_iter().map(f32::from).collect();
+                    return (tensor(y, shape.clone()), tensor(codes, shape));
+                }
+                let y = Self::stn_pool_relu(Self::stn_conv2d(x.clone(), weight, bias));
+                (y, empty(x.dtype()))
+            },
+        )
+    }
+
+    fn stn_conv_pool_relu_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        codes: FlexTensor,
+        grad_output: FlexTensor,
+        want_x: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        #[cfg(target_arch = "x86_64")]
+        if codes.shape().num_elements() > 0
+            && let Some(plan) = ConvPlan::new(&x, &weight).filter(|p| p.nchw.is_none())
+        {
+            let s = plan.shape;
+            let (codes, grad) = (contiguous(codes), contiguous(grad_output));
+            let codes: Vec<u8> = codes.storage::<f32>().iter().map(|&c| c as u8).collect();
+            let dz = kernels::conv_b8::unpool_grad(grad.storage(), &codes, s);
+            let dz = tensor(dz, vec![s.nb, s.o, s.ho(), s.wo(), kernels::conv_b8::LANES]);
+            return Self::stn_conv2d_backward(x, weight, bias, dz, want_x);
+        }
+        let z = Self::stn_conv2d(x.clone(), weight.clone(), bias.clone());
+        let dz = Self::stn_pool_relu_backward(z, grad_output);
+        Self::stn_conv2d_backward(x, weight, bias, dz, want_x)
+    }
+
     fn stn_pool_relu(x: FlexTensor) -> FlexTensor {
         time(
             label(|| format!("pool_relu fwd {:?}", x.shape().as_slice())),

@@ -181,6 +181,33 @@ pub trait StnBackend: Backend {
         generic::conv2d_backward::<Self>(x, weight, bias, grad_output, want_x)
     }
 
+    /// relu(max_pool2d(conv2d(x, weight, bias), 2)) in one op: (output, window codes). The
+    /// codes tell the backward pass which window position won; backends that do not fuse
+    /// return an empty [0] tensor and the backward pass recomputes the convolution.
+    fn stn_conv_pool_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let y = Self::stn_pool_relu(Self::stn_conv2d(x.clone(), weight, bias));
+        (y, generic::empty::<Self>(&x))
+    }
+
+    /// Backward of [`StnBackend::stn_conv_pool_relu`]: (grad_x, grad_weight, grad_bias).
+    fn stn_conv_pool_relu_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        codes: FloatTensor<Self>,
+        grad_output: FloatTensor<Self>,
+        want_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let _ = codes;
+        let z = Self::stn_conv2d(x.clone(), weight.clone(), bias.clone());
+        let dz = Self::stn_pool_relu_backward(z, grad_output);
+        Self::stn_conv2d_backward(x, weight, bias, dz, want_x)
+    }
+
     /// relu(max_pool2d(x, kernel 2, stride 2)) of x [N, C, H, W] (or blocked
     /// [NB, C, H, W, b]) -> [N, C, H / 2, W / 2] (or blocked).
     fn stn_pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -284,6 +311,19 @@ fn check_conv(c: usize, h: usize, w: usize, weight: &Tensor<4>, bias: &Tensor<1>
         weight.dims(),
         bias.dims()
     );
+}
+
+/// relu(max_pool2d(conv2d(x, weight, bias), 2)) on a batch-blocked tensor, fused: the
+/// convolution's output is never stored (on the Flex CPU backend with AVX2).
+pub fn conv2d_pool_relu_blocked(x: Tensor<5>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<5> {
+    let [_, c, h, w, _] = x.dims();
+    check_conv(c, h, w, &weight, &bias);
+    let (y, _) = Dispatch::stn_conv_pool_relu(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    );
+    Tensor::from_dispatch(y)
 }
 
 /// relu(max_pool2d(x, 2)) fused: [N, C, H, W] -> [N, C, H / 2, W / 2] (floor).

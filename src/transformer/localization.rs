@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::model::layers::{Conv2d, Linear, conv_pool_size, pool_relu};
+use crate::model::layers::{Conv2d, Linear, conv_pool_size};
 use crate::ops;
 use crate::rng::Rng;
 
@@ -40,8 +40,8 @@ impl Localization {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let n = x.dims()[0];
         let x = ops::to_blocked(x);
-        let x = pool_relu(self.conv1.forward_blocked(x));
-        let x = pool_relu(self.conv2.forward_blocked(x));
+        let x = self.conv1.forward_pool_relu(x);
+        let x = self.conv2.forward_pool_relu(x);
         ops::from_blocked(x, n).flatten(1, 3)
     }
 }
