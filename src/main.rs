@@ -190,17 +190,17 @@ fn parse_transform(s: &str) -> Result<TransformArg, String> {
 struct ModelArgs {
     /// The spatial transformer: affine (the tutorial's), attention (scale + translation),
     /// projective, tps (thin-plate spline), or none (the plain CNN baseline).
-    #[arg(long, value_name = "KIND", default_value = "affine", value_parser = parse_transform)]
+    #[arg(long, value_name = "KIND", default_value = "affine", value_parser = parse_transform, conflicts_with = "resume")]
     transform: TransformArg,
     /// Control points per side of the thin-plate spline (4: the paper's 16 points).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, conflicts_with = "resume")]
     tps_grid: usize,
     /// Side of the transformer's output [default: the input's; 21 for rts, 30 for tc].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
     st_size: Option<usize>,
     /// What the sampler reads outside the image: zeros (PyTorch's) or background (the
     /// normalized value of a black pixel, which avoids a visible frame).
-    #[arg(long, value_enum, default_value_t = PadArg::Zeros)]
+    #[arg(long, value_enum, default_value_t = PadArg::Zeros, conflicts_with = "resume")]
     pad: PadArg,
 }
 
@@ -462,6 +462,9 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
     let device = device(a.device)?;
     let (mut trainer, data, out) = match &a.resume {
         Some(dir) => {
+            if a.data.dataset.is_some() {
+                return Err(usage("--dataset cannot change when resuming: a run continues on its own data"));
+            }
             let path = model_path(dir);
             let ckpt = Checkpoint::load(&path)?;
             let progress = ckpt.progress.clone().with_context(|| {
@@ -559,9 +562,6 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             (trainer, data, out)
         }
     };
-    if a.eval_batch_size == 0 {
-        return Err(usage("--eval-batch-size must be at least 1"));
-    }
     let stop = interrupt_flag();
     let mut console = Console::new(trainer.progress().config.log_interval);
     match trainer.run(&data, &mut console, &stop)? {

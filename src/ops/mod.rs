@@ -70,11 +70,18 @@ impl SampleOptions {
 
 /// The backend extension: every backend that runs an STN implements these primitives.
 ///
-/// The default bodies run the CPU kernels on the host, so any backend is correct; Flex and
-/// Autodiff override all of them.
-#[backend_extension(Autodiff, Flex, Cube: cfg(any(feature = "cuda", feature = "wgpu")))]
+/// The default bodies are portable (the sampling kernels on the host, burn's own convolution
+/// and pooling), so any backend is correct; Flex and Autodiff override all of them. The GPU
+/// backends (CubeCL, with burn's operation fusion) use the defaults.
+#[backend_extension(
+    Autodiff,
+    Flex,
+    Cube: cfg(any(feature = "cuda", feature = "wgpu")),
+    Fusion: cfg(any(feature = "cuda", feature = "wgpu"))
+)]
 pub trait StnBackend: Backend {
     /// grid_sample forward: input [N, C, Hi, Wi], grid [N, Ho, Wo, 2] -> [N, C, Ho, Wo].
+    #[fusion(default)]
     fn stn_grid_sample(
         input: FloatTensor<Self>,
         grid: FloatTensor<Self>,
@@ -85,6 +92,7 @@ pub trait StnBackend: Backend {
 
     /// grid_sample backward: (grad_input, grad_grid). A gradient that is not asked for comes back
     /// as an empty tensor of shape [0]; nearest mode's grid gradient is zero.
+    #[fusion(default)]
     fn stn_grid_sample_backward(
         input: FloatTensor<Self>,
         grid: FloatTensor<Self>,
@@ -97,6 +105,7 @@ pub trait StnBackend: Backend {
     }
 
     /// affine_grid forward: theta [N, 2, 3] -> grid [N, H, W, 2].
+    #[fusion(default)]
     fn stn_affine_grid(
         theta: FloatTensor<Self>,
         height: usize,
@@ -107,6 +116,7 @@ pub trait StnBackend: Backend {
     }
 
     /// affine_grid backward: grad_grid [N, H, W, 2] -> grad_theta [N, 2, 3].
+    #[fusion(default)]
     fn stn_affine_grid_backward(
         grad_grid: FloatTensor<Self>,
         align_corners: bool,
@@ -116,6 +126,7 @@ pub trait StnBackend: Backend {
 
     /// grid_sample(input, affine_grid(theta)) in one pass: input [N, C, Hi, Wi], theta
     /// [N, 2, 3] -> [N, C, height, width].
+    #[fusion(default)]
     fn stn_affine_sample(
         input: FloatTensor<Self>,
         theta: FloatTensor<Self>,
@@ -129,6 +140,7 @@ pub trait StnBackend: Backend {
 
     /// Backward of [`StnBackend::stn_affine_sample`]: (grad_input, grad_theta); a gradient not
     /// asked for comes back as an empty tensor of shape [0].
+    #[fusion(default)]
     fn stn_affine_sample_backward(
         input: FloatTensor<Self>,
         theta: FloatTensor<Self>,
@@ -150,17 +162,20 @@ pub trait StnBackend: Backend {
     /// NCHW [N, C, H, W] -> batch-blocked [ceil(N / b), C, H, W, b] (missing images of the
     /// last block are zeros). `block` 0 lets the backend choose the block size b its kernels
     /// prefer (Flex with AVX2, f32: 8; otherwise 1, a free reshape).
+    #[fusion(default)]
     fn stn_to_blocked(x: FloatTensor<Self>, block: usize) -> FloatTensor<Self> {
         generic::to_blocked::<Self>(x, block.max(1))
     }
 
     /// Batch-blocked [NB, C, H, W, b] -> NCHW [n, C, H, W], keeping the first `n` images.
+    #[fusion(default)]
     fn stn_from_blocked(x: FloatTensor<Self>, n: usize) -> FloatTensor<Self> {
         generic::from_blocked::<Self>(x, n)
     }
 
     /// Valid, stride-1 convolution of x [N, C, H, W] (or blocked [NB, C, H, W, b]) with
     /// weight [O, C, K, K] and bias [O]; the output has x's layout.
+    #[fusion(default)]
     fn stn_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -171,6 +186,7 @@ pub trait StnBackend: Backend {
 
     /// Backward of [`StnBackend::stn_conv2d`]: (grad_x, grad_weight, grad_bias); grad_x is an
     /// empty tensor of shape [0] unless `want_x`.
+    #[fusion(default)]
     fn stn_conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -184,6 +200,7 @@ pub trait StnBackend: Backend {
     /// relu(max_pool2d(conv2d(x, weight, bias), 2)) in one op: (output, window codes). The
     /// codes tell the backward pass which window position won; backends that do not fuse
     /// return an empty [0] tensor and the backward pass recomputes the convolution.
+    #[fusion(default)]
     fn stn_conv_pool_relu(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -194,6 +211,7 @@ pub trait StnBackend: Backend {
     }
 
     /// Backward of [`StnBackend::stn_conv_pool_relu`]: (grad_x, grad_weight, grad_bias).
+    #[fusion(default)]
     fn stn_conv_pool_relu_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -210,11 +228,13 @@ pub trait StnBackend: Backend {
 
     /// relu(max_pool2d(x, kernel 2, stride 2)) of x [N, C, H, W] (or blocked
     /// [NB, C, H, W, b]) -> [N, C, H / 2, W / 2] (or blocked).
+    #[fusion(default)]
     fn stn_pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         generic::pool_relu::<Self>(x)
     }
 
     /// Backward of [`StnBackend::stn_pool_relu`] with respect to x.
+    #[fusion(default)]
     fn stn_pool_relu_backward(
         x: FloatTensor<Self>,
         grad_output: FloatTensor<Self>,
@@ -222,6 +242,10 @@ pub trait StnBackend: Backend {
         generic::pool_relu_backward::<Self>(x, grad_output)
     }
 }
+
+/// The GPU backends run the portable default bodies.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+impl StnBackend for burn::backend::Cube {}
 
 /// Samples `input` [N, C, Hi, Wi] at the normalized coordinates of `grid` [N, Ho, Wo, 2]
 /// (x then y, in [-1, 1]), as PyTorch's `F.grid_sample`. Differentiable with respect to both
