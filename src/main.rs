@@ -463,7 +463,9 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
     let (mut trainer, data, out) = match &a.resume {
         Some(dir) => {
             if a.data.dataset.is_some() {
-                return Err(usage("--dataset cannot change when resuming: a run continues on its own data"));
+                return Err(usage(
+                    "--dataset cannot change when resuming: a run continues on its own data",
+                ));
             }
             let path = model_path(dir);
             let ckpt = Checkpoint::load(&path)?;

@@ -551,7 +551,7 @@ fn pool_backward_plane(plane: &[f32], g: &[f32], h: usize, w: usize, dx: &mut [f
 }
 
 /// relu(max_pool2d(conv(x, w) + b, 2)) on blocked tensors in one pass, without writing the
-/// convolution's output: each register tile is a 2x2 pixel window of up to 3 output channels,
+/// convolution's output: each register tile is a 2x2 pixel window of up to 2 output channels,
 /// pooled before it is stored. Returns the pooled output [nb, o, ho/2, wo/2, 8] and, per
 /// pooled value, which window position won (0..4 row-major, PyTorch's first-maximum rule),
 /// or 4 where the ReLU zeroed the value: what the backward pass needs.
@@ -602,11 +602,12 @@ fn conv_pool_block(
         for px in 0..pw {
             let mut ob = 0;
             while ob < s.o {
-                let nb = (s.o - ob).min(3);
+                // Two channels x four window positions: 8 accumulators, 4 loads and a broadcast
+                // fit the 16 registers (three channels would spill).
+                let nb = (s.o - ob).min(2);
                 // SAFETY: bounds asserted above; features enabled on this function.
                 unsafe {
                     match nb {
-                        3 => pool_tile::<3>(inp, s, wgt, bias, ob, py, px, y, arg),
                         2 => pool_tile::<2>(inp, s, wgt, bias, ob, py, px, y, arg),
                         _ => pool_tile::<1>(inp, s, wgt, bias, ob, py, px, y, arg),
                     }
