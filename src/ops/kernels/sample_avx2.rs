@@ -1,6 +1,7 @@
 //! AVX2 bilinear sampling of f32 tensors, eight output pixels at a time (zeros and border
 //! padding; the portable code handles the rest). Each lane computes exactly what the portable
-//! code computes, in the same order, so both paths give bit-identical results.
+//! code computes, in the same order, so outputs and grid gradients are bit-identical to the
+//! portable path's; input gradients are summed in another (fixed) order.
 
 use std::arch::x86_64::*;
 
@@ -380,11 +381,19 @@ pub unsafe fn backward_item(
             let (iy, gmy) = pixel(gy, s.h_in, border, align, true);
             let l = lanes(ix, iy, s.h_in, s.w_in);
             let interior = l.interior();
+            let scatter_to = gin.is_some().then(|| (LaneIndex::new(&l), l.weights()));
             let (mut gix, mut giy) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             for c in 0..s.c {
                 let go = _mm256_loadu_ps(grad_out.as_ptr().add(c * plane_out + p));
-                if let Some(gin) = gin.as_deref_mut() {
-                    scatter(&mut gin[c * plane_in..(c + 1) * plane_in], &l, go);
+                if let (Some(gin), Some((li, weights))) = (gin.as_deref_mut(), &scatter_to) {
+                    scatter(
+                        &mut gin[c * plane_in..(c + 1) * plane_in],
+                        li,
+                        weights,
+                        go,
+                        s.w_in,
+                        interior,
+                    );
                 }
                 if want {
                     let [nw, ne, sw, se] =
@@ -409,25 +418,65 @@ pub unsafe fn backward_item(
     end
 }
 
-/// Adds weight x gradient to the four neighbours of each lane, lane by lane in pixel order
-/// (AVX2 has no scatter; the order matches the portable code).
+/// The lanes' corner offsets and masks as plain arrays, computed once per 8 pixels for the
+/// scatter of the input gradient.
+struct LaneIndex {
+    i00: [i32; 8],
+    mask: [[i32; 8]; 4],
+}
+
+impl LaneIndex {
+    #[inline(always)]
+    unsafe fn new(l: &Lanes) -> Self {
+        unsafe {
+            let mut i00 = [0i32; 8];
+            let mut mask = [[0i32; 8]; 4];
+            _mm256_storeu_si256(i00.as_mut_ptr().cast(), l.idx[0]);
+            for k in 0..4 {
+                _mm256_storeu_si256(mask[k].as_mut_ptr().cast(), l.mask[k]);
+            }
+            Self { i00, mask }
+        }
+    }
+}
+
+/// Adds weight x gradient to the four neighbours of each lane (AVX2 has no scatter
+/// instruction). The order of the additions is fixed, so results are deterministic, but it
+/// differs from the portable code's pixel-by-pixel order, so the input gradient may differ
+/// from it in the last bits. `w` is the input's row length.
 #[inline(always)]
-unsafe fn scatter(plane: &mut [f32], l: &Lanes, go: __m256) {
+unsafe fn scatter(
+    plane: &mut [f32],
+    li: &LaneIndex,
+    weights: &[__m256; 4],
+    go: __m256,
+    w: usize,
+    interior: bool,
+) {
     unsafe {
-        let w = l.weights();
-        let mut idx = [[0i32; 8]; 4];
-        let mut mask = [[0i32; 8]; 4];
         let mut contrib = [[0.0f32; 8]; 4];
         for k in 0..4 {
-            _mm256_storeu_si256(idx[k].as_mut_ptr().cast(), l.idx[k]);
-            _mm256_storeu_si256(mask[k].as_mut_ptr().cast(), l.mask[k]);
-            _mm256_storeu_ps(contrib[k].as_mut_ptr(), _mm256_mul_ps(w[k], go));
+            _mm256_storeu_ps(contrib[k].as_mut_ptr(), _mm256_mul_ps(weights[k], go));
         }
-        for lane in 0..8 {
+        let p = plane.as_mut_ptr();
+        let offs = [0isize, 1, w as isize, w as isize + 1];
+        // Corner by corner across the lanes: neighbouring pixels share input pixels, and adding
+        // lane by lane would chain every addition through the previous one's store.
+        if interior {
+            // Every neighbour exists: no bounds to check (the caller's interior test).
             for k in 0..4 {
-                if mask[k][lane] != 0 {
-                    let i = idx[k][lane] as usize;
-                    plane[i] += contrib[k][lane];
+                for lane in 0..8 {
+                    let i = li.i00[lane] as isize + offs[k];
+                    debug_assert!((i as usize) < plane.len());
+                    *p.offset(i) += contrib[k][lane];
+                }
+            }
+            return;
+        }
+        for k in 0..4 {
+            for lane in 0..8 {
+                if li.mask[k][lane] != 0 {
+                    *p.offset(li.i00[lane] as isize + offs[k]) += contrib[k][lane];
                 }
             }
         }
