@@ -510,12 +510,9 @@ fn fused_conv_pool_relu_matches_separate_ops() {
         let x = random(&[n, c, h, w], &mut rng, -1.0, 1.0);
         let wt = random(&[o, c, k, k], &mut rng, -0.5, 0.5);
         let b = random(&[o], &mut rng, -0.5, 0.5);
-        let up = random(
-            &[n, o, (h - k + 1) / 2, (w - k + 1) / 2],
-            &mut rng,
-            -1.0,
-            1.0,
-        );
+        // The convolution's output, halved (floor) by the pooling.
+        let (ho, wo) = (h - k + 1, w - k + 1);
+        let up = random(&[n, o, ho / 2, wo / 2], &mut rng, -1.0, 1.0);
         let run = |fused: bool| {
             let (xt, wtt, bt) = (
                 t::<4>(&x, DType::F32).require_grad(),
