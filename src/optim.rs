@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::model::state::{StateDict, StateTensor, torch_name};
@@ -64,8 +64,14 @@ impl Sgd {
         Self::default()
     }
 
-    /// Applies one step to every parameter of `module` that has a gradient in `grads`.
-    pub fn step<M: Module>(&mut self, config: &SgdConfig, module: M, grads: &Gradients) -> M {
+    /// Applies one step to every parameter of `module` that has a gradient in `grads`
+    /// (flattened, by parameter name: see [`crate::model::state::named_gradients`]).
+    pub fn step<M: Module>(
+        &mut self,
+        config: &SgdConfig,
+        module: M,
+        grads: &BTreeMap<String, Tensor<1>>,
+    ) -> M {
         let mut mapper = Stepper {
             config,
             grads,
@@ -114,7 +120,7 @@ impl Sgd {
 
 struct Stepper<'a> {
     config: &'a SgdConfig,
-    grads: &'a Gradients,
+    grads: &'a BTreeMap<String, Tensor<1>>,
     path: Vec<String>,
     buffers: &'a mut BTreeMap<String, Tensor<1>>,
 }
@@ -150,16 +156,14 @@ impl ModuleMapper for Stepper<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let name = torch_name(&self.path.join("."));
         param.map(|t| {
-            let Some(grad) = t.grad(self.grads) else {
+            let Some(grad) = self.grads.get(&name).cloned() else {
                 return t;
             };
             let require_grad = t.is_require_grad();
             let dims = t.dims();
             let n: usize = dims.iter().product();
             let value = t.inner();
-            let updated = self
-                .update(name, value.reshape([n]), grad.reshape([n]))
-                .reshape(dims);
+            let updated = self.update(name, value.reshape([n]), grad).reshape(dims);
             let updated = Tensor::from_inner(updated);
             if require_grad {
                 updated.require_grad()

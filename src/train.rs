@@ -5,6 +5,7 @@
 //! comes from our own generators whose state is checkpointed, so an interrupted run resumes to
 //! the same weights bit for bit, and nothing runs between steps that the step does not need.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoint, CheckpointError, write_atomic};
 use crate::data::mnist::{MEAN, STD, normalization_lut};
 use crate::data::{Dataset, ImageSet};
-use crate::model::state::{StateError, load_state_dict, state_dict};
+use crate::model::state::{StateError, fresh_leaves, load_state_dict, named_gradients, state_dict};
 use crate::model::{Mode, ModelConfig, Net, nll_loss};
 use crate::optim::{Sgd, SgdConfig};
 use crate::rng::Rng;
@@ -381,16 +382,11 @@ impl Trainer {
         let mut net = self.net.clone();
         let mut sgd = self.sgd.clone();
         let mut loss_sum = 0.0f64;
-        let (mut images, mut labels) = (Vec::new(), Vec::new());
         for (b, idx) in order.chunks(batch_size).enumerate() {
             if stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            set.gather(idx, &lut, &mut images, &mut labels);
-            let (x, y) = batch_tensors(set, &images, &labels, &self.device);
-            let (log_probs, theta) = net.forward_with_params(x, &mut Mode::Train(dropout_rng));
-            let loss = nll_loss(log_probs, y);
-            let loss_value: f32 = loss.clone().into_scalar();
+            let step = data_parallel_step(&net, set, idx, &lut, dropout_rng, &self.device);
             let diverged = |what, value| TrainError::Diverged {
                 epoch,
                 batch: b,
@@ -398,20 +394,16 @@ impl Trainer {
                 value,
                 epochs_done: self.progress.epochs_done,
             };
-            if !loss_value.is_finite() {
-                return Err(diverged("the loss", loss_value));
+            if !step.loss.is_finite() {
+                return Err(diverged("the loss", step.loss));
             }
-            if let Some(theta) = theta {
-                let worst: f32 = theta.abs().max().into_scalar();
-                if !worst.is_finite() {
-                    return Err(diverged("theta", worst));
-                }
+            if !step.theta_max.is_finite() {
+                return Err(diverged("theta", step.theta_max));
             }
-            let grads = loss.backward();
-            net = sgd.step(&sgd_config, net, &grads);
-            loss_sum += loss_value as f64;
+            net = sgd.step(&sgd_config, net, &step.grads);
+            loss_sum += step.loss as f64;
             let done = (b * batch_size + idx.len()).min(order.len());
-            observer.batch(epoch, b, done, order.len(), loss_value);
+            observer.batch(epoch, b, done, order.len(), step.loss);
         }
         self.net = net;
         self.sgd = sgd;
@@ -428,6 +420,84 @@ impl Trainer {
         }
         let path = self.out.join(METRICS_FILE);
         write_atomic(&path, lines.as_bytes()).map_err(|source| TrainError::Io { path, source })
+    }
+}
+
+/// The loss, the largest |theta| and the gradients of one mini-batch.
+struct Step {
+    loss: f32,
+    theta_max: f32,
+    grads: BTreeMap<String, Tensor<1>>,
+}
+
+/// Forward and backward of the images at `idx` (mean NLL loss), on this thread.
+fn half_step(
+    net: &Net,
+    set: &ImageSet,
+    idx: &[usize],
+    lut: &[f32; 256],
+    rng: &mut Rng,
+    device: &Device,
+) -> Step {
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    set.gather(idx, lut, &mut images, &mut labels);
+    let (x, y) = batch_tensors(set, &images, &labels, device);
+    let (log_probs, theta) = net.forward_with_params(x, &mut Mode::Train(rng));
+    let loss = nll_loss(log_probs, y);
+    let theta_max = theta.map_or(0.0, |t| t.abs().max().into_scalar());
+    let value: f32 = loss.clone().into_scalar();
+    let grads = loss.backward();
+    Step {
+        loss: value,
+        theta_max,
+        grads: named_gradients(net, &grads),
+    }
+}
+
+/// One mini-batch, split in two halves that run forward and backward on the two cores at once
+/// (each on its own autodiff graph), their gradients then averaged with the halves' weights:
+/// the gradient of the whole batch's mean loss. Threads hand work back and forth far less this
+/// way than when every kernel splits itself. Deterministic: the split, the halves' dropout
+/// generators and the order of the sums are fixed.
+fn data_parallel_step(
+    net: &Net,
+    set: &ImageSet,
+    idx: &[usize],
+    lut: &[f32; 256],
+    rng: &mut Rng,
+    device: &Device,
+) -> Step {
+    // Halves of whole blocks of 8 images (the convolution kernels' vector width).
+    let half = idx.len().div_ceil(16) * 8;
+    if idx.len() < 16 || rayon::current_num_threads() < 2 {
+        return half_step(net, set, idx, lut, rng, device);
+    }
+    let (ia, ib) = idx.split_at(half);
+    let mut rng_b = Rng::new(rng.next_u64());
+    let (net_a, net_b) = (net.clone(), fresh_leaves(net.clone()));
+    let (a, b) = rayon::join(
+        move || half_step(&net_a, set, ia, lut, rng, device),
+        move || half_step(&net_b, set, ib, lut, &mut rng_b, device),
+    );
+    let (wa, wb) = (
+        ia.len() as f64 / idx.len() as f64,
+        ib.len() as f64 / idx.len() as f64,
+    );
+    let grads = a
+        .grads
+        .into_iter()
+        .map(|(name, ga)| {
+            let g = match b.grads.get(&name) {
+                Some(gb) => ga * wa + gb.clone() * wb,
+                None => ga * wa,
+            };
+            (name, g)
+        })
+        .collect();
+    Step {
+        loss: (wa * a.loss as f64 + wb * b.loss as f64) as f32,
+        theta_max: a.theta_max.max(b.theta_max),
+        grads,
     }
 }
 

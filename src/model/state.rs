@@ -220,3 +220,61 @@ pub fn gradients<M: Module>(module: &M, grads: &burn::tensor::Gradients) -> Stat
     module.visit(&mut c);
     c.out
 }
+
+struct NamedGrads<'a> {
+    path: Vec<String>,
+    grads: &'a burn::tensor::Gradients,
+    out: BTreeMap<String, Tensor<1>>,
+}
+
+impl ModuleVisitor for NamedGrads<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = param.val().grad(self.grads) {
+            let n = g.dims().iter().product::<usize>();
+            self.out
+                .insert(torch_name(&self.path.join(".")), g.reshape([n]));
+        }
+    }
+}
+
+/// The gradient of every parameter of `module` in `grads`, flattened, by PyTorch name, left on
+/// the device (what [`crate::optim::Sgd::step`] takes).
+pub fn named_gradients<M: Module>(
+    module: &M,
+    grads: &burn::tensor::Gradients,
+) -> BTreeMap<String, Tensor<1>> {
+    let mut c = NamedGrads {
+        path: Vec::new(),
+        grads,
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut c);
+    c.out
+}
+
+struct FreshLeaves;
+
+impl ModuleMapper for FreshLeaves {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            if t.is_require_grad() {
+                Tensor::from_inner(t.inner()).require_grad()
+            } else {
+                t
+            }
+        })
+    }
+}
+
+/// The same module with new autodiff leaves for its trainable parameters (sharing their
+/// data): its forward passes build a graph of their own, so two copies can run forward and
+/// backward at the same time on different threads.
+pub fn fresh_leaves<M: Module>(module: M) -> M {
+    module.map(&mut FreshLeaves)
+}
