@@ -469,7 +469,9 @@ fn data_parallel_step(
 ) -> Step {
     // Halves of whole blocks of 8 images (the convolution kernels' vector width).
     let half = idx.len().div_ceil(16) * 8;
-    if idx.len() < 16 || rayon::current_num_threads() < 2 {
+    // Split whatever the thread count (one thread runs the halves in turn), so results do not
+    // depend on it.
+    if idx.len() < 16 {
         return half_step(net, set, idx, lut, rng, device);
     }
     let (ia, ib) = idx.split_at(half);
