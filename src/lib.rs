@@ -1,5 +1,6 @@
 //! `stn`: spatial transformer networks on burn.
 
+pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

@@ -328,6 +328,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 fn main() -> ExitCode {
+    stn::alloc::retain_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd_train(a),
