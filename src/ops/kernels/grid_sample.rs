@@ -189,6 +189,9 @@ pub fn backward<T: Real>(
         .zip(ggrid.par_iter_mut())
         .enumerate()
         .for_each(|(n, (gin, ggrid))| {
+            gin.iter_mut()
+                .chain(ggrid.iter_mut())
+                .for_each(|g| g.fill(T::zero()));
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let grid = &grid[n * gl..(n + 1) * gl];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
@@ -251,12 +254,13 @@ fn scalar_backward<T: Real, C: Coords<T>, G: CoordGrads<T>>(
     )
 }
 
-/// Splits an optional gradient buffer into per-item slices (zero-filled).
+/// Splits an optional gradient buffer into per-item slices. They are not zeroed here: each
+/// worker zeroes its own item just before accumulating into it, in parallel and while the
+/// item is in cache.
 fn per_item<T: Real>(buf: Option<&mut [T]>, len: usize, n: usize) -> Vec<Option<&mut [T]>> {
     match buf {
         Some(g) => {
             assert_eq!(g.len(), n * len, "gradient buffer length");
-            g.fill(T::zero());
             if len == 0 {
                 (0..n).map(|_| Some(&mut [][..])).collect()
             } else {
@@ -327,6 +331,9 @@ pub fn affine_backward<T: Real>(
         .zip(grad_theta.par_chunks_mut(6))
         .enumerate()
         .for_each(|(n, (gin, gtheta))| {
+            if let Some(g) = gin.as_deref_mut() {
+                g.fill(T::zero());
+            }
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
             let t: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);
