@@ -181,13 +181,15 @@ fn state_dict_names<M: Module>(module: &M) -> Vec<String> {
     state_dict(module).into_keys().collect()
 }
 
-struct GradCollector<'a> {
+/// Walks a module's parameters and hands each one's gradient in `grads` to `f`, flattened,
+/// with its PyTorch name and shape.
+struct GradVisitor<'a, F> {
     path: Vec<String>,
     grads: &'a burn::tensor::Gradients,
-    out: StateDict,
+    f: F,
 }
 
-impl ModuleVisitor for GradCollector<'_> {
+impl<F: FnMut(String, Tensor<1>, &[usize])> ModuleVisitor for GradVisitor<'_, F> {
     fn enter_module(&mut self, name: &str, _: &str) {
         self.path.push(name.to_string());
     }
@@ -196,51 +198,43 @@ impl ModuleVisitor for GradCollector<'_> {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = param.val().grad(self.grads) {
-            let shape = g.dims().to_vec();
-            let data = g
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 gradient data");
-            self.out.insert(
-                torch_name(&self.path.join(".")),
-                StateTensor { shape, data },
-            );
+            let shape = g.dims();
+            let n = shape.iter().product::<usize>();
+            (self.f)(torch_name(&self.path.join(".")), g.reshape([n]), &shape);
         }
     }
+}
+
+fn visit_gradients<M: Module>(
+    module: &M,
+    grads: &burn::tensor::Gradients,
+    f: impl FnMut(String, Tensor<1>, &[usize]),
+) {
+    module.visit(&mut GradVisitor {
+        path: Vec::new(),
+        grads,
+        f,
+    });
 }
 
 /// The gradient of every parameter of `module` in `grads`, by PyTorch name.
 pub fn gradients<M: Module>(module: &M, grads: &burn::tensor::Gradients) -> StateDict {
-    let mut c = GradCollector {
-        path: Vec::new(),
-        grads,
-        out: StateDict::new(),
-    };
-    module.visit(&mut c);
-    c.out
-}
-
-struct NamedGrads<'a> {
-    path: Vec<String>,
-    grads: &'a burn::tensor::Gradients,
-    out: BTreeMap<String, Tensor<1>>,
-}
-
-impl ModuleVisitor for NamedGrads<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = param.val().grad(self.grads) {
-            let n = g.dims().iter().product::<usize>();
-            self.out
-                .insert(torch_name(&self.path.join(".")), g.reshape([n]));
-        }
-    }
+    let mut out = StateDict::new();
+    visit_gradients(module, grads, |name, g, shape| {
+        let data = g
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 gradient data");
+        out.insert(
+            name,
+            StateTensor {
+                shape: shape.to_vec(),
+                data,
+            },
+        );
+    });
+    out
 }
 
 /// The gradient of every parameter of `module` in `grads`, flattened, by PyTorch name, left on
@@ -249,13 +243,11 @@ pub fn named_gradients<M: Module>(
     module: &M,
     grads: &burn::tensor::Gradients,
 ) -> BTreeMap<String, Tensor<1>> {
-    let mut c = NamedGrads {
-        path: Vec::new(),
-        grads,
-        out: BTreeMap::new(),
-    };
-    module.visit(&mut c);
-    c.out
+    let mut out = BTreeMap::new();
+    visit_gradients(module, grads, |name, g, _| {
+        out.insert(name, g);
+    });
+    out
 }
 
 struct FreshLeaves;
