@@ -485,12 +485,14 @@ fn data_parallel_step(
         ia.len() as f64 / idx.len() as f64,
         ib.len() as f64 / idx.len() as f64,
     );
+    let mut grads_b = b.grads;
     let grads = a
         .grads
         .into_iter()
         .map(|(name, ga)| {
-            let g = match b.grads.get(&name) {
-                Some(gb) => ga * wa + gb.clone() * wb,
+            // Taken, not cloned: a sole owner lets the backend reuse the buffer.
+            let g = match grads_b.remove(&name) {
+                Some(gb) => ga * wa + gb * wb,
                 None => ga * wa,
             };
             (name, g)
