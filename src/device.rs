@@ -4,7 +4,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 /// A compute device the user can ask for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// Flex, burn's pure-Rust CPU backend.
@@ -36,6 +36,16 @@ impl DeviceKind {
                     .into(),
             ),
         }
+    }
+
+    /// Every kind, whether compiled in or not.
+    pub const ALL: [DeviceKind; 3] = [Self::Cpu, Self::Cuda, Self::Wgpu];
+
+    /// The kind named `s` ("cpu", "cuda" or "wgpu", case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
     }
 
     /// The name used on the command line.

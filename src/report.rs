@@ -111,7 +111,7 @@ impl Canvas {
             w.write_image_data(&self.pixels)
                 .map_err(std::io::Error::other)?;
         }
-        crate::checkpoint::write_atomic(path, &bytes)
+        crate::atomic_file::write_atomic(path, &bytes)
     }
 }
 
@@ -181,7 +181,11 @@ pub fn denormalize(values: &[f32], mean: f32, std: f32) -> Vec<f32> {
 
 /// The tutorial's picture: `count` test images ("Dataset Images") beside the same images after
 /// the network's transformer ("Transformed Images"), de-normalized with MNIST's mean and std.
-pub fn stn_figure(net: &crate::model::Net, set: &crate::data::ImageSet, count: usize) -> Canvas {
+pub fn transformed_digits(
+    net: &crate::model::Net,
+    set: &crate::data::ImageSet,
+    count: usize,
+) -> Canvas {
     use crate::data::mnist::{MEAN, STD, normalization_lut};
     use burn::tensor::{Tensor, TensorData};
     let count = count.min(set.len()).max(1);

@@ -2,9 +2,10 @@
 
 use stn::data::distort::{
     Distortion, DistortionParams, SOURCE_SIZE, control_points, distort_dataset, distort_one,
-    distort_set, elastic, project, rotate, scaled_corners,
+    distort_set, elastic,
 };
 use stn::data::{Dataset, ImageSet};
+use stn::geometry::warp::{project, rotate, scaled_corners};
 use stn::rng::Rng;
 
 const S: usize = SOURCE_SIZE;

@@ -47,7 +47,10 @@ fn forward_loss_and_gradients_match_pytorch() {
     let net = net_from(&to_state(&fx.state_dict), &device);
     let x: Tensor<4> = fx.input.tensor(&device, DType::F32);
 
-    let stn = net.stn.as_ref().expect("tutorial net has a transformer");
+    let stn = net
+        .transformer
+        .as_ref()
+        .expect("tutorial net has a transformer");
     let theta = stn.params(x.clone());
     assert_rel("theta", &values(theta), &fx.theta.data, 1e-4);
 

@@ -1,17 +1,12 @@
-//! Fuzz target for the IDX reader (`src/data/idx.rs`): `parse` and `maybe_gunzip` must never
+//! Fuzz target for the IDX reader (the `stn-idx` crate): `parse` and `maybe_gunzip` must never
 //! panic, whatever the input, and what `parse` accepts must be self-consistent and round-trip
 //! through `encode`.
-//!
-//! The source file is included by path rather than through the `stn` crate, so that fuzzing
-//! does not build `burn` with sanitizer instrumentation.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-#[allow(dead_code)]
-#[path = "../../src/data/idx.rs"]
-mod idx;
+use stn_idx as idx;
 
 /// Parses `bytes` as an IDX file with `ndims` dimensions and, when that succeeds, checks the
 /// invariants of the result.

@@ -1,15 +1,27 @@
 //! Data: IDX files, MNIST-format image sets, and the paper's distorted variants.
 
 pub mod distort;
-pub mod idx;
 pub mod mnist;
+
+pub use stn_idx as idx;
 
 pub use distort::Distortion;
 pub use mnist::{DataError, Dataset, ImageSet};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+/// The vendored MNIST: `./data/mnist` when run from the repository, else the source tree's
+/// copy.
+pub fn vendored_mnist_dir() -> PathBuf {
+    let local = PathBuf::from("data/mnist");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+    }
+}
 
 /// Where a dataset comes from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

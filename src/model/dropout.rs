@@ -20,22 +20,18 @@ fn mask(rng: &mut Rng, len: usize, p: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Channel dropout (PyTorch's `Dropout2d`) on the first `n` images of a batch-blocked tensor
-/// [NB, C, H, W, b] (see [`crate::ops::to_blocked`]): each of the n x C feature maps is zeroed
-/// with probability `p`, the rest scaled by 1/(1-p). The masks are drawn image by image,
-/// channel by channel, whatever the block size.
-pub fn dropout2d(x: Tensor<5>, n: usize, p: f32, mode: &mut Mode) -> Tensor<5> {
+/// Channel dropout (PyTorch's `Dropout2d`) on [N, C, H, W] feature maps: each of the N x C maps
+/// is zeroed with probability `p`, the rest scaled by 1/(1-p). The masks are drawn image by
+/// image, channel by channel.
+pub fn dropout2d(x: Tensor<4>, p: f32, mode: &mut Mode) -> Tensor<4> {
     match mode {
         Mode::Eval => x,
         Mode::Train(rng) => {
-            let [nb, c, _, _, b] = x.dims();
-            let drawn = mask(rng, n * c, p);
-            let mut blocked = vec![0.0f32; nb * c * b];
-            for (i, &v) in drawn.iter().enumerate() {
-                let (img, ch) = (i / c, i % c);
-                blocked[((img / b) * c + ch) * b + img % b] = v;
-            }
-            let m = Tensor::<5>::from_data(TensorData::new(blocked, [nb, c, 1, 1, b]), &x.device());
+            let [n, c, _, _] = x.dims();
+            let m = Tensor::<4>::from_data(
+                TensorData::new(mask(rng, n * c, p), [n, c, 1, 1]),
+                &x.device(),
+            );
             x * m
         }
     }

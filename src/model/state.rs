@@ -1,6 +1,6 @@
 //! State dicts: a network's parameters by name, in PyTorch's names and layouts, as f32.
 //!
-//! burn paths such as `stn.fc_loc.fc2.weight` are renamed to PyTorch's `fc_loc.2.weight`, so
+//! burn paths such as `transformer.fc_loc.fc2.weight` are renamed to PyTorch's `fc_loc.2.weight`, so
 //! stn checkpoints, the tutorial's PyTorch state_dict and the JSON fixtures share one format.
 
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ const RENAMES: [(&str, &str); 4] = [
 
 /// The PyTorch name of a burn parameter path.
 pub fn torch_name(path: &str) -> String {
-    let path = path.strip_prefix("stn.").unwrap_or(path);
+    let path = path.strip_prefix("transformer.").unwrap_or(path);
     for (from, to) in RENAMES {
         if let Some(rest) = path.strip_prefix(from) {
             return format!("{to}{rest}");

@@ -1,72 +1,34 @@
 //! The spatial-transformer ops: affine grid generation and grid sampling, with PyTorch's exact
-//! semantics, as fused kernels registered with burn as a backend extension.
+//! semantics, plus the convolution and pooling primitives of the networks, registered with burn
+//! as one backend extension ([`StnBackend`]).
 //!
-//! - On the Flex CPU backend every op is one fused pass forward and one fused pass backward
-//!   ([`kernels`]), parallel over the batch and deterministic.
-//! - Under autodiff the backward passes are our own ([`autodiff`]), not burn's generic chains.
-//! - Other backends (GPU) run the same kernels on the host ([`host`]): correct, not fast.
+//! - [`cpu`]: burn's Flex CPU backend runs every op as one fused pass forward and one fused
+//!   pass backward (the plain-slice kernels of the `stn-kernels` crate, re-exported as
+//!   [`kernels`]), parallel over the batch and deterministic.
+//! - [`autodiff`]: under autodiff the backward passes are our own, not burn's generic chains.
+//! - [`composite`]: the trait's default bodies for convolution and pooling, built from burn's
+//!   own backend operations, for every other backend.
+//! - [`host_fallback`]: other backends (GPU) run the sampling kernels on the host: correct,
+//!   not fast.
 //!
-//! The free functions at the bottom ([`grid_sample`], [`affine_grid`]) are the API; they work on
-//! any device, with or without autodiff, in f32 and f64.
+//! The free functions ([`grid_sample`], [`affine_grid`], [`affine_sample`], [`conv2d`], ...)
+//! are the API; they work on any device, with or without autodiff, in f32 and f64.
+//! [`FeatureMaps`] hides the memory layout the convolution kernels prefer from the networks.
 
 pub mod autodiff;
-pub mod flex;
-pub mod generic;
-pub mod host;
-pub mod kernels;
+pub mod composite;
+pub mod cpu;
+mod feature_maps;
+pub mod host_fallback;
 pub mod profile;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
-/// How a sample between pixels is computed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Interpolation {
-    /// Weighted mean of the 4 nearest pixels.
-    #[default]
-    Bilinear,
-    /// The nearest pixel (ties to even, as PyTorch). Has no gradient with respect to the grid.
-    Nearest,
-    /// Keys cubic convolution (A = -0.75) over the 4x4 neighbourhood.
-    Bicubic,
-}
-
-/// What a sample outside the input reads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Padding {
-    /// Zero outside the input.
-    #[default]
-    Zeros,
-    /// The nearest border pixel.
-    Border,
-    /// The input mirrored at its borders.
-    Reflection,
-}
-
-/// Options of [`grid_sample`], PyTorch's `F.grid_sample(mode, padding_mode, align_corners)`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SampleOptions {
-    /// Interpolation mode.
-    pub mode: Interpolation,
-    /// Padding mode.
-    pub padding: Padding,
-    /// If true, -1 and 1 are the centres of the corner pixels; if false (PyTorch's default),
-    /// they are the outer edges of the corner pixels.
-    pub align_corners: bool,
-}
-
-impl SampleOptions {
-    /// Options with the given mode, padding and corner convention.
-    pub fn new(mode: Interpolation, padding: Padding, align_corners: bool) -> Self {
-        Self {
-            mode,
-            padding,
-            align_corners,
-        }
-    }
-}
+pub use feature_maps::FeatureMaps;
+pub use stn_kernels as kernels;
+pub use stn_kernels::{Interpolation, Padding, SampleOptions};
 
 /// The backend extension: every backend that runs an STN implements these primitives.
 ///
@@ -87,7 +49,7 @@ pub trait StnBackend: Backend {
         grid: FloatTensor<Self>,
         options: SampleOptions,
     ) -> FloatTensor<Self> {
-        host::grid_sample::<Self>(input, grid, options)
+        host_fallback::grid_sample::<Self>(input, grid, options)
     }
 
     /// grid_sample backward: (grad_input, grad_grid). A gradient that is not asked for comes back
@@ -101,7 +63,14 @@ pub trait StnBackend: Backend {
         want_input: bool,
         want_grid: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        host::grid_sample_backward::<Self>(input, grid, grad_output, options, want_input, want_grid)
+        host_fallback::grid_sample_backward::<Self>(
+            input,
+            grid,
+            grad_output,
+            options,
+            want_input,
+            want_grid,
+        )
     }
 
     /// affine_grid forward: theta [N, 2, 3] -> grid [N, H, W, 2].
@@ -112,7 +81,7 @@ pub trait StnBackend: Backend {
         width: usize,
         align_corners: bool,
     ) -> FloatTensor<Self> {
-        host::affine_grid::<Self>(theta, height, width, align_corners)
+        host_fallback::affine_grid::<Self>(theta, height, width, align_corners)
     }
 
     /// affine_grid backward: grad_grid [N, H, W, 2] -> grad_theta [N, 2, 3].
@@ -121,7 +90,7 @@ pub trait StnBackend: Backend {
         grad_grid: FloatTensor<Self>,
         align_corners: bool,
     ) -> FloatTensor<Self> {
-        host::affine_grid_backward::<Self>(grad_grid, align_corners)
+        host_fallback::affine_grid_backward::<Self>(grad_grid, align_corners)
     }
 
     /// grid_sample(input, affine_grid(theta)) in one pass: input [N, C, Hi, Wi], theta
@@ -149,7 +118,7 @@ pub trait StnBackend: Backend {
         want_input: bool,
         want_theta: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        generic::affine_sample_backward::<Self>(
+        composite::affine_sample_backward::<Self>(
             input,
             theta,
             grad_output,
@@ -164,13 +133,13 @@ pub trait StnBackend: Backend {
     /// prefer (Flex with AVX2, f32: 8; otherwise 1, a free reshape).
     #[fusion(default)]
     fn stn_to_blocked(x: FloatTensor<Self>, block: usize) -> FloatTensor<Self> {
-        generic::to_blocked::<Self>(x, block.max(1))
+        composite::to_blocked::<Self>(x, block.max(1))
     }
 
     /// Batch-blocked [NB, C, H, W, b] -> NCHW [n, C, H, W], keeping the first `n` images.
     #[fusion(default)]
     fn stn_from_blocked(x: FloatTensor<Self>, n: usize) -> FloatTensor<Self> {
-        generic::from_blocked::<Self>(x, n)
+        composite::from_blocked::<Self>(x, n)
     }
 
     /// Valid, stride-1 convolution of x [N, C, H, W] (or blocked [NB, C, H, W, b]) with
@@ -181,7 +150,7 @@ pub trait StnBackend: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        generic::conv2d::<Self>(x, weight, bias)
+        composite::conv2d::<Self>(x, weight, bias)
     }
 
     /// Backward of [`StnBackend::stn_conv2d`]: (grad_x, grad_weight, grad_bias); grad_x is an
@@ -194,7 +163,7 @@ pub trait StnBackend: Backend {
         grad_output: FloatTensor<Self>,
         want_x: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        generic::conv2d_backward::<Self>(x, weight, bias, grad_output, want_x)
+        composite::conv2d_backward::<Self>(x, weight, bias, grad_output, want_x)
     }
 
     /// relu(max_pool2d(conv2d(x, weight, bias), 2)) in one op: (output, window codes). The
@@ -207,7 +176,7 @@ pub trait StnBackend: Backend {
         bias: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let y = Self::stn_pool_relu(Self::stn_conv2d(x.clone(), weight, bias));
-        (y, generic::empty::<Self>(&x))
+        (y, composite::empty::<Self>(&x))
     }
 
     /// Backward of [`StnBackend::stn_conv_pool_relu`]: (grad_x, grad_weight, grad_bias).
@@ -230,7 +199,7 @@ pub trait StnBackend: Backend {
     /// [NB, C, H, W, b]) -> [N, C, H / 2, W / 2] (or blocked).
     #[fusion(default)]
     fn stn_pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        generic::pool_relu::<Self>(x)
+        composite::pool_relu::<Self>(x)
     }
 
     /// Backward of [`StnBackend::stn_pool_relu`] with respect to x.
@@ -239,7 +208,7 @@ pub trait StnBackend: Backend {
         x: FloatTensor<Self>,
         grad_output: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        generic::pool_relu_backward::<Self>(x, grad_output)
+        composite::pool_relu_backward::<Self>(x, grad_output)
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::geometry::tps;
 use crate::ops::{self, kernels::affine_grid::base_coordinates};
 
 /// Which family of transformations the spatial transformer learns.
@@ -160,47 +161,6 @@ pub fn control_points(g: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The thin-plate radial basis U(r) = r^2 log r^2, with U(0) = 0.
-fn tps_u(dx: f64, dy: f64) -> f64 {
-    let r2 = dx * dx + dy * dy;
-    if r2 == 0.0 { 0.0 } else { r2 * r2.ln() }
-}
-
-/// Solves A X = B in place by Gaussian elimination with partial pivoting; returns X.
-// Rows `row` and `col` of the same matrix are read and written together.
-#[allow(clippy::needless_range_loop)]
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
-    let n = a.len();
-    for col in 0..n {
-        let pivot = (col..n)
-            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
-            .unwrap_or(col);
-        a.swap(col, pivot);
-        b.swap(col, pivot);
-        let d = a[col][col];
-        assert!(d.abs() > 1e-12, "thin-plate spline system is singular");
-        for row in 0..n {
-            if row != col {
-                let f = a[row][col] / d;
-                if f != 0.0 {
-                    for k in col..n {
-                        a[row][k] -= f * a[col][k];
-                    }
-                    for k in 0..b[row].len() {
-                        b[row][k] -= f * b[col][k];
-                    }
-                }
-            }
-        }
-    }
-    for (row, b_row) in b.iter_mut().enumerate() {
-        for v in b_row.iter_mut() {
-            *v /= a[row][row];
-        }
-    }
-    b
-}
-
 /// The matrix M [h * w, K] with grid = M · P for control point targets P [K, 2]: the TPS
 /// interpolant through (control point -> target) evaluated at every output pixel. It depends
 /// only on the sizes, so it is computed once (in f64) and cached.
@@ -212,36 +172,14 @@ pub fn tps_matrix(g: usize, size: [usize; 2], align_corners: bool) -> Arc<Vec<f6
     if let Some(m) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return m.clone();
     }
-    let cps = control_points(g);
-    let k = cps.len();
-    // L = [[U(c_i - c_j), 1, x_i, y_i], [1 x y]^T, 0]
-    let mut l = vec![vec![0.0; k + 3]; k + 3];
-    for (i, &(xi, yi)) in cps.iter().enumerate() {
-        for (j, &(xj, yj)) in cps.iter().enumerate() {
-            l[i][j] = tps_u(xi - xj, yi - yj);
-        }
-        for (c, v) in [1.0, xi, yi].into_iter().enumerate() {
-            l[i][k + c] = v;
-            l[k + c][i] = v;
-        }
-    }
-    // Columns of L^-1 that multiply the targets: solve L X = [I_K; 0].
-    let rhs: Vec<Vec<f64>> = (0..k + 3)
-        .map(|r| (0..k).map(|c| if r == c { 1.0 } else { 0.0 }).collect())
+    let points: Vec<[f64; 2]> = control_points(g).into_iter().map(|(x, y)| [x, y]).collect();
+    let queries: Vec<[f64; 2]> = base_points(size, align_corners)
+        .into_iter()
+        .map(|[x, y, _]| [x, y])
         .collect();
-    let x = solve(l, rhs); // [K + 3, K]
-    let mut m = Vec::with_capacity(size[0] * size[1] * k);
-    for p in base_points(size, align_corners) {
-        let basis: Vec<f64> = cps
-            .iter()
-            .map(|&(cx, cy)| tps_u(p[0] - cx, p[1] - cy))
-            .chain([1.0, p[0], p[1]])
-            .collect();
-        for col in 0..k {
-            let v: f64 = basis.iter().zip(&x).map(|(b, row)| b * row[col]).sum();
-            m.push(v);
-        }
-    }
+    // A lattice of at least 2x2 points (ModelConfig::validate) is never degenerate.
+    let m = tps::interpolation_matrix(&points, &queries)
+        .expect("a lattice of control points determines a thin-plate spline");
     let m = Arc::new(m);
     cache
         .lock()

@@ -8,25 +8,25 @@ use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::model::layers::{Conv2d, Linear, conv_pool_size};
-use crate::ops;
+use crate::layers::{ConvPoolRelu, Linear, conv_pool_size};
+use crate::ops::FeatureMaps;
 use crate::rng::Rng;
 
 /// Convolutional features of the localization network (PyTorch's `localization` Sequential).
 #[derive(Module, Debug)]
 pub struct Localization {
     /// conv 1 -> 8, 7x7 (PyTorch `localization.0`).
-    pub conv1: Conv2d,
+    pub conv1: ConvPoolRelu,
     /// conv 8 -> 10, 5x5 (PyTorch `localization.3`).
-    pub conv2: Conv2d,
+    pub conv2: ConvPoolRelu,
 }
 
 impl Localization {
     /// The tutorial's localization convolutions for `channels` input channels.
     pub fn new(channels: usize, rng: &mut Rng, device: &Device) -> Self {
         Self {
-            conv1: Conv2d::new(channels, 8, 7, rng, device),
-            conv2: Conv2d::new(8, 10, 5, rng, device),
+            conv1: ConvPoolRelu::new(channels, 8, 7, rng, device),
+            conv2: ConvPoolRelu::new(8, 10, 5, rng, device),
         }
     }
 
@@ -38,11 +38,10 @@ impl Localization {
 
     /// [N, C, H, W] -> [N, features].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let n = x.dims()[0];
-        let x = ops::to_blocked(x);
-        let x = self.conv1.forward_pool_relu(x);
-        let x = self.conv2.forward_pool_relu(x);
-        ops::from_blocked(x, n).flatten(1, 3)
+        let x = FeatureMaps::from_images(x);
+        let x = self.conv1.forward(x);
+        let x = self.conv2.forward(x);
+        x.into_images().flatten(1, 3)
     }
 }
 

@@ -1,11 +1,10 @@
-//! Convolution and linear layers with PyTorch's parameter layout and initialization, so a
-//! PyTorch state_dict maps onto them one to one (burn's `Linear` stores its weight transposed).
+//! The layers of the networks, with PyTorch's parameter layout and initialization, so a PyTorch
+//! state_dict maps onto them one to one (burn's own `Linear` stores its weight transposed).
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::ops;
-
+use crate::ops::FeatureMaps;
 use crate::rng::Rng;
 
 /// Uniform(-bound, bound) values, PyTorch's default initialization for conv and linear layers
@@ -20,17 +19,19 @@ fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -
     Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
 }
 
-/// A 2-D convolution, stride 1, no padding ("valid"), weight [out, in, k, k].
+/// The block every convolution of these networks sits in: a valid, stride-1 convolution
+/// (PyTorch's `nn.Conv2d(in, out, k)`, weight [out, in, k, k]), then 2x2 max pooling and ReLU,
+/// run as one fused op where the backend has one.
 #[derive(Module, Debug)]
-pub struct Conv2d {
+pub struct ConvPoolRelu {
     /// Kernel, [out_channels, in_channels, k, k].
     pub weight: Param<Tensor<4>>,
     /// Bias, [out_channels].
     pub bias: Param<Tensor<1>>,
 }
 
-impl Conv2d {
-    /// A layer initialized as PyTorch's `nn.Conv2d(in, out, k)`.
+impl ConvPoolRelu {
+    /// A block whose convolution is initialized as PyTorch's `nn.Conv2d(in, out, k)`.
     pub fn new(in_ch: usize, out_ch: usize, k: usize, rng: &mut Rng, device: &Device) -> Self {
         let bound = 1.0 / ((in_ch * k * k) as f32).sqrt();
         Self {
@@ -53,20 +54,9 @@ impl Conv2d {
         self.weight.dims()[2]
     }
 
-    /// [N, in, H, W] -> [N, out, H - k + 1, W - k + 1].
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        ops::conv2d(x, self.weight.val(), self.bias.val())
-    }
-
-    /// The same on batch-blocked tensors (see [`ops::to_blocked`]).
-    pub fn forward_blocked(&self, x: Tensor<5>) -> Tensor<5> {
-        ops::conv2d_blocked(x, self.weight.val(), self.bias.val())
-    }
-
-    /// relu(max_pool2d(self(x), 2)), the block every convolution here is followed by, fused
-    /// (batch-blocked tensors).
-    pub fn forward_pool_relu(&self, x: Tensor<5>) -> Tensor<5> {
-        ops::conv2d_pool_relu_blocked(x, self.weight.val(), self.bias.val())
+    /// relu(max_pool2d(conv2d(x), 2)): [N, in, H, W] -> [N, out, (H - k + 1) / 2, (W - k + 1) / 2].
+    pub fn forward(&self, x: FeatureMaps) -> FeatureMaps {
+        x.conv_pool_relu(self.weight.val(), self.bias.val())
     }
 }
 

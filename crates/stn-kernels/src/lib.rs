@@ -1,6 +1,8 @@
-//! Plain-slice CPU kernels behind the fused ops. They know nothing of burn: tensors arrive as
-//! contiguous row-major slices, so the same code serves the Flex backend, the host fallback of
-//! other backends, and direct tests.
+//! `stn-kernels`: the plain-slice CPU kernels behind `stn`'s fused spatial-transformer ops.
+//!
+//! They know nothing of burn: tensors arrive as contiguous row-major slices, so the same code
+//! serves burn's Flex backend (through `stn::ops`), direct tests, and anything else that holds
+//! its data in slices.
 
 // Register tiles are small fixed-size arrays indexed by several loop counters at once;
 // index loops say that more plainly than iterator chains.
@@ -8,15 +10,67 @@
 
 pub mod affine_grid;
 #[cfg(target_arch = "x86_64")]
-pub mod conv_b8;
+pub mod conv_blocked;
+#[cfg(target_arch = "x86_64")]
+pub mod conv_pool_blocked;
 pub mod coords;
 pub mod grid_sample;
 pub mod pool;
+#[cfg(target_arch = "x86_64")]
+pub mod pool_blocked;
 #[cfg(target_arch = "x86_64")]
 pub mod sample_avx2;
 pub mod sample_scalar;
 
 use num_traits::{Float, FromPrimitive, ToPrimitive};
+use serde::{Deserialize, Serialize};
+
+/// How a sample between pixels is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Interpolation {
+    /// Weighted mean of the 4 nearest pixels.
+    #[default]
+    Bilinear,
+    /// The nearest pixel (ties to even, as PyTorch). Has no gradient with respect to the grid.
+    Nearest,
+    /// Keys cubic convolution (A = -0.75) over the 4x4 neighbourhood.
+    Bicubic,
+}
+
+/// What a sample outside the input reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Padding {
+    /// Zero outside the input.
+    #[default]
+    Zeros,
+    /// The nearest border pixel.
+    Border,
+    /// The input mirrored at its borders.
+    Reflection,
+}
+
+/// Options of grid sampling, PyTorch's `F.grid_sample(mode, padding_mode, align_corners)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SampleOptions {
+    /// Interpolation mode.
+    pub mode: Interpolation,
+    /// Padding mode.
+    pub padding: Padding,
+    /// If true, -1 and 1 are the centres of the corner pixels; if false (PyTorch's default),
+    /// they are the outer edges of the corner pixels.
+    pub align_corners: bool,
+}
+
+impl SampleOptions {
+    /// Options with the given mode, padding and corner convention.
+    pub fn new(mode: Interpolation, padding: Padding, align_corners: bool) -> Self {
+        Self {
+            mode,
+            padding,
+            align_corners,
+        }
+    }
+}
 
 /// Floating-point element types the kernels are written for (f32 and f64).
 pub trait Real:
@@ -32,7 +86,7 @@ pub trait Real:
 {
     /// Converts from f64; every value the kernels use as a constant is representable.
     #[inline(always)]
-    fn of(v: f64) -> Self {
+    fn constant(v: f64) -> Self {
         <Self as FromPrimitive>::from_f64(v).unwrap_or_else(Self::nan)
     }
     /// Converts from usize.

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use super::state::{StateError, load_state_dict};
-use super::{ModelConfig, Net};
 use crate::checkpoint::{Checkpoint, CheckpointError, is_checkpoint};
+use crate::model::state::{StateError, load_state_dict};
+use crate::model::{ModelConfig, Net};
+use crate::run::{DataSpec, checkpoint_path};
 use crate::torch_import::{TorchImportError, read_state_dict};
-use crate::train::{CHECKPOINT_FILE, DataSpec};
 
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -46,15 +46,6 @@ pub enum LoadError {
     },
 }
 
-/// Resolves a run folder to its checkpoint file.
-pub fn model_path(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join(CHECKPOINT_FILE)
-    } else {
-        path.to_path_buf()
-    }
-}
-
 fn is_torch_name(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
@@ -70,7 +61,7 @@ pub fn load_net(path: &Path, device: &Device) -> Result<Net, LoadError> {
 
 /// Like [`load_net`], also returning the data the run trained on, when the file records it.
 pub fn load(path: &Path, device: &Device) -> Result<(Net, Option<DataSpec>), LoadError> {
-    let path = model_path(path);
+    let path = checkpoint_path(path);
     let head = read_head(&path)?;
     if is_checkpoint(&head) || !is_torch_name(&path) {
         let ckpt = Checkpoint::load(&path)?;

@@ -15,17 +15,16 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::checkpoint::Checkpoint;
+use crate::atomic_file::write_atomic;
 use crate::data::{Dataset, Distortion, Source};
 use crate::model::ModelConfig;
 use crate::optim::SgdConfig;
-use crate::train::{
-    CHECKPOINT_FILE, DataSpec, Observer, Outcome, TrainConfig, TrainError, Trainer,
-};
+use crate::run::{DataSpec, TrainConfig};
+use crate::train::{self, NewRun, Observer, Open, OpenError, Outcome, TrainError, Trainer};
 use crate::transformer::TransformKind;
 
 /// How much training each model gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Budget {
     /// 10 epochs per model: the whole table in about an hour on a 2-core CPU.
@@ -36,6 +35,15 @@ pub enum Budget {
 }
 
 impl Budget {
+    /// The budget named `s` ("quick" or "full", case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "quick" => Some(Self::Quick),
+            "full" => Some(Self::Full),
+            _ => None,
+        }
+    }
+
     /// The training recipe of every model.
     pub fn recipe(self) -> TrainConfig {
         let (epochs, lr_step) = match self {
@@ -158,6 +166,9 @@ pub enum ExperimentError {
         /// What failed.
         source: TrainError,
     },
+    /// A run folder could not be opened (never replaced: see [`train::open`]).
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// A file could not be written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -216,11 +227,7 @@ pub fn run(
         };
         (opts.log)(&format!("generating {}", source.describe()));
         let data = source.load()?;
-        let spec = DataSpec {
-            source,
-            limit_train: None,
-            limit_test: None,
-        };
+        let spec = DataSpec::new(source);
         let mut picture_net = None;
         for entry in plan(&[dataset]) {
             let dir = opts.out.join(format!(
@@ -270,7 +277,7 @@ pub fn run(
         }
         if let Some(net) = picture_net {
             let path = opts.out.join(format!("{}.png", dataset.name()));
-            crate::report::stn_figure(&net, &data.test, 64)
+            crate::report::transformed_digits(&net, &data.test, 64)
                 .save_png(&path)
                 .map_err(io(&path))?;
         }
@@ -303,28 +310,12 @@ fn train_one(
         run: dir.display().to_string(),
         source,
     };
-    let ckpt_path = dir.join(CHECKPOINT_FILE);
-    let mut trainer = match Checkpoint::load(&ckpt_path) {
-        // A run of this very model and recipe: continue (or reuse) it.
-        Ok(ckpt)
-            if ckpt.model == entry.model
-                && ckpt
-                    .progress
-                    .as_ref()
-                    .is_some_and(|p| p.config == *recipe && p.data == *spec) =>
-        {
-            Trainer::resume(ckpt, &ckpt_path, device, dir).map_err(fail)?
-        }
-        _ => {
-            std::fs::create_dir_all(dir).map_err(|source| ExperimentError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-            let t = Trainer::new(&entry.model, recipe.clone(), spec.clone(), device, dir);
-            t.save().map_err(fail)?;
-            t
-        }
+    let run = NewRun {
+        model: entry.model.clone(),
+        config: recipe.clone(),
+        data: spec.clone(),
     };
+    let (mut trainer, _) = train::open(dir, Open::ResumeOrNew(run), device)?;
     let done = trainer.progress().epochs_done;
     if done < recipe.epochs {
         log(&format!(
@@ -348,21 +339,17 @@ fn train_one(
 pub fn write_reports(out: &Path, budget: Budget, cells: &[Cell]) -> Result<(), ExperimentError> {
     let md = markdown(budget, cells);
     let md_path = out.join("table1.md");
-    crate::checkpoint::write_atomic(&md_path, md.as_bytes()).map_err(|source| {
-        ExperimentError::Io {
-            path: md_path.clone(),
-            source,
-        }
+    write_atomic(&md_path, md.as_bytes()).map_err(|source| ExperimentError::Io {
+        path: md_path.clone(),
+        source,
     })?;
     let json_path = out.join("table1.json");
     let json =
         serde_json::to_string_pretty(&serde_json::json!({ "budget": budget, "cells": cells }))
             .expect("cells serialize");
-    crate::checkpoint::write_atomic(&json_path, json.as_bytes()).map_err(|source| {
-        ExperimentError::Io {
-            path: json_path,
-            source,
-        }
+    write_atomic(&json_path, json.as_bytes()).map_err(|source| ExperimentError::Io {
+        path: json_path,
+        source,
     })
 }
 

@@ -16,7 +16,7 @@ use super::sample_scalar::{
     ThetaGrads, ZEROS, backward_item, forward_item,
 };
 use super::{Real, with_simd};
-use crate::ops::{Interpolation, Padding, SampleOptions};
+use crate::{Interpolation, Padding, SampleOptions};
 
 /// Sizes of one grid-sample call: input [n, c, h_in, w_in], grid [n, h_out, w_out, 2].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -367,7 +367,7 @@ pub fn affine_backward<T: Real>(
                         o.padding == Padding::Border,
                         o.align_corners,
                     );
-                    acc = finish(&g).map(|v| T::of(v as f64));
+                    acc = finish(&g).map(|v| T::constant(v as f64));
                 }
             }
             let coords = AffineCoords {

@@ -19,7 +19,7 @@ pub fn base_coordinates<T: Real>(steps: usize, align_corners: bool) -> Vec<T> {
             } else {
                 1.0 - step * (steps - i - 1) as f64
             };
-            let v = T::of(v);
+            let v = T::constant(v);
             if align_corners {
                 v
             } else {

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::train::{EpochMetrics, Observer};
+use stn::run::EpochMetrics;
+use stn::train::Observer;
 
 /// Prints the tutorial's log to stdout and draws a progress bar on stderr (when it is a
 /// terminal).

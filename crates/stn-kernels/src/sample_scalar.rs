@@ -8,7 +8,7 @@ use super::coords::{
     source_index_forward, unnormalize,
 };
 use super::grid_sample::SampleShape;
-use crate::ops::{Interpolation, Padding};
+use crate::{Interpolation, Padding};
 
 /// Normalized sampling coordinates of the output pixels.
 pub trait Coords<T> {
@@ -191,10 +191,11 @@ impl<T: Real> CubicTaps<T> {
         let (tx, ty) = (ix - x0, iy - y0);
         let mut offset = [[None; 4]; 4];
         let xs: [i64; 4] = core::array::from_fn(|i| {
-            pad_coordinate(x0 + T::of(i as f64 - 1.0), s.w_in, padding, align).trunc_i64()
+            pad_coordinate(x0 + T::constant(i as f64 - 1.0), s.w_in, padding, align).trunc_i64()
         });
         for (j, row) in offset.iter_mut().enumerate() {
-            let y = pad_coordinate(y0 + T::of(j as f64 - 1.0), s.h_in, padding, align).trunc_i64();
+            let y = pad_coordinate(y0 + T::constant(j as f64 - 1.0), s.h_in, padding, align)
+                .trunc_i64();
             for (slot, &x) in row.iter_mut().zip(&xs) {
                 *slot = in_bounds(y, x, s.h_in, s.w_in).then(|| y as usize * s.w_in + x as usize);
             }

@@ -1,4 +1,4 @@
-//! Throughput benchmarks of the real training, evaluation and op paths (`stn bench`).
+//! Throughput of the real training, evaluation and op paths (`stn bench`).
 //! They time the same code `stn train` runs, after a warm-up; ratios against PyTorch come from
 //! `bench/compare.py`, which runs both in one go.
 
@@ -14,7 +14,8 @@ use crate::data::Dataset;
 use crate::model::ModelConfig;
 use crate::ops::{self, SampleOptions};
 use crate::rng::Rng;
-use crate::train::{DataSpec, Silent, TrainConfig, TrainError, Trainer, evaluate};
+use crate::run::{DataSpec, TrainConfig};
+use crate::train::{Silent, TrainError, Trainer, evaluate};
 
 /// One benchmark's result.
 #[derive(Clone, Debug, Serialize)]
@@ -65,11 +66,7 @@ pub fn train(
         batch_size,
         ..TrainConfig::default()
     };
-    let spec = DataSpec {
-        source: crate::data::Source::Folder(Path::new(".").to_path_buf()),
-        limit_train: None,
-        limit_test: None,
-    };
+    let spec = DataSpec::new(crate::data::Source::Folder(Path::new(".").to_path_buf()));
     let mut trainer = Trainer::new(
         &ModelConfig::tutorial(),
         config,

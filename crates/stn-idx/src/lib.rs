@@ -1,4 +1,4 @@
-//! IDX files (the MNIST container format), raw or gzipped, with precise errors.
+//! `stn-idx`: IDX files (the MNIST container format), raw or gzipped, with precise errors.
 //!
 //! Layout: two zero bytes, a type byte (0x08 = unsigned byte), the number of dimensions, one
 //! big-endian u32 per dimension, then the values in row-major order.

@@ -3,13 +3,13 @@
 //! including its handling of out-of-range, infinite and NaN coordinates.
 
 use super::Real;
-use crate::ops::Padding;
+use crate::Padding;
 
 /// Maps a normalized coordinate in [-1, 1] to a pixel coordinate, and returns its derivative.
 #[inline(always)]
 pub fn unnormalize<T: Real>(coord: T, size: usize, align_corners: bool) -> (T, T) {
     let one = T::one();
-    let two = T::of(2.0);
+    let two = T::constant(2.0);
     let size_t = T::of_usize(size);
     if align_corners {
         (((coord + one) / two) * (size_t - one), (size_t - one) / two)
@@ -55,9 +55,9 @@ fn reflect_grad<T: Real>(x: T, twice_low: i64, twice_high: i64) -> (T, T) {
     if twice_low == twice_high {
         return (T::zero(), T::zero());
     }
-    let two = T::of(2.0);
-    let min = T::of(twice_low as f64) / two;
-    let span = T::of((twice_high - twice_low) as f64) / two;
+    let two = T::constant(2.0);
+    let min = T::constant(twice_low as f64) / two;
+    let span = T::constant((twice_high - twice_low) as f64) / two;
     let mut x = x - min;
     let mult = if x < T::zero() {
         x = -x;
@@ -81,10 +81,10 @@ fn reflect_grad<T: Real>(x: T, twice_low: i64, twice_high: i64) -> (T, T) {
 #[inline(always)]
 fn safe_downgrade<T: Real>(x: T) -> T {
     // Written so that NaN fails the comparison.
-    if x.abs() <= T::of((i32::MAX - 1) as f64) {
+    if x.abs() <= T::constant((i32::MAX - 1) as f64) {
         x
     } else {
-        T::of(-100.0)
+        T::constant(-100.0)
     }
 }
 
@@ -153,12 +153,14 @@ pub fn source_index_forward<T: Real>(
 /// Keys cubic convolution weights (A = -0.75) for the four taps at offsets -1, 0, 1, 2.
 #[inline(always)]
 pub fn cubic_coefficients<T: Real>(t: T) -> [T; 4] {
-    let a = T::of(-0.75);
+    let a = T::constant(-0.75);
     let one = T::one();
-    let two = T::of(2.0);
-    let three = T::of(3.0);
+    let two = T::constant(2.0);
+    let three = T::constant(3.0);
     let conv1 = |x: T| ((a + two) * x - (a + three)) * x * x + one;
-    let conv2 = |x: T| ((a * x - T::of(5.0) * a) * x + T::of(8.0) * a) * x - T::of(4.0) * a;
+    let conv2 = |x: T| {
+        ((a * x - T::constant(5.0) * a) * x + T::constant(8.0) * a) * x - T::constant(4.0) * a
+    };
     let x2 = one - t;
     [conv2(t + one), conv1(t), conv1(x2), conv2(x2 + one)]
 }
@@ -166,11 +168,11 @@ pub fn cubic_coefficients<T: Real>(t: T) -> [T; 4] {
 /// Negated derivatives of [`cubic_coefficients`] with respect to `t`, as PyTorch defines them.
 #[inline(always)]
 pub fn cubic_coefficients_grad<T: Real>(t: T) -> [T; 4] {
-    let a = T::of(-0.75);
-    let two = T::of(2.0);
-    let three = T::of(3.0);
-    let eight = T::of(8.0);
-    let ten = T::of(10.0);
+    let a = T::constant(-0.75);
+    let two = T::constant(2.0);
+    let three = T::constant(3.0);
+    let eight = T::constant(8.0);
+    let ten = T::constant(10.0);
     let one = T::one();
     let x0 = -one - t;
     let x1 = -t;

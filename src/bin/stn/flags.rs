@@ -1,0 +1,391 @@
+//! The command line's arguments: their definitions, parsing, and the translation of flag values
+//! into the library's types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use stn::data::{Distortion, Source, vendored_mnist_dir};
+use stn::device::DeviceKind;
+use stn::experiment::table1::Budget;
+use stn::optim::SgdConfig;
+use stn::run::{DataSpec, TrainConfig};
+use stn::transformer::TransformKind;
+
+#[derive(Parser)]
+#[command(name = "stn", version, about = "Spatial transformer networks on burn", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a network (the PyTorch tutorial's recipe by default) and write a run folder.
+    Train(TrainArgs),
+    /// Test loss and accuracy of a saved model (stn checkpoint, run folder, or PyTorch .pt).
+    Eval(EvalArgs),
+    /// Picture of test digits beside their transformed versions.
+    Visualize(VisualizeArgs),
+    /// Throughput of the real training / evaluation / op paths (see bench/compare.py).
+    Bench(BenchArgs),
+    /// Generate one of the paper's distorted MNIST datasets as IDX files plus a sample sheet.
+    Data(DataCmdArgs),
+    /// Reproduce the paper's experiments.
+    Experiment(ExperimentArgs),
+}
+
+#[derive(Args)]
+pub struct DataCmdArgs {
+    /// Which dataset: r, rts, p, e or tc.
+    #[arg(long, value_name = "NAME", value_parser = parse_distortion)]
+    pub dataset: Distortion,
+    /// Generator seed (the same seed gives byte-identical files).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder to write the four IDX files and sample.png into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Folder of the 28x28 source digits [default: the vendored data/mnist].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+pub fn parse_distortion(s: &str) -> Result<Distortion, String> {
+    Distortion::parse(s)
+        .ok_or_else(|| format!("unknown dataset '{s}': expected r, rts, p, e or tc"))
+}
+
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// Which experiment (table1: CNN vs ST-CNN on distorted MNIST).
+    #[arg(value_enum)]
+    pub which: ExperimentWhich,
+    /// Training budget per model.
+    #[arg(long, value_name = "quick|full", default_value = "quick", value_parser = parse_budget)]
+    pub budget: Budget,
+    /// Experiment folder; running again continues where it stopped.
+    #[arg(long, value_name = "DIR", default_value = "runs/table1")]
+    pub out: PathBuf,
+    /// Only these datasets (comma-separated) [default: r,rts,p,e,tc].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_distortion)]
+    pub datasets: Vec<Distortion>,
+    /// Seed of the generated datasets.
+    #[arg(long, default_value_t = 1)]
+    pub data_seed: u64,
+    /// Seed of initialization, shuffling and dropout.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder of the 28x28 source digits [default: the vendored data/mnist].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ExperimentWhich {
+    /// The paper's Table 1.
+    Table1,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// What to time.
+    #[arg(value_enum)]
+    pub what: BenchWhat,
+    /// Timed mini-batches (train) or iterations per shape (ops).
+    #[arg(long, default_value_t = 200)]
+    pub batches: usize,
+    /// Untimed warm-up mini-batches (train).
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Mini-batch size (train) or evaluation batch size (eval).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Print one JSON object per measurement.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the time spent in each fused kernel (by op and shape) during the timed part.
+    #[arg(long)]
+    pub profile: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Compute device.
+    #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BenchWhat {
+    /// Training steps of the tutorial network (forward, backward, SGD update).
+    Train,
+    /// Evaluation of the tutorial network on the test set.
+    Eval,
+    /// affine_grid + grid_sample forward and backward on [64,1,28,28] and [32,3,64,64].
+    Ops,
+}
+
+#[derive(Args)]
+pub struct DataArgs {
+    /// Folder with the four MNIST-format files (.gz or raw), e.g. Fashion-MNIST; for a
+    /// distorted --dataset, the digits it is made from. [default: the vendored data/mnist]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The data as is (mnist), or one of the paper's distorted variants generated from it:
+    /// r (rotated), rts (rotated, translated, scaled; 42x42), p (projective), e (elastic),
+    /// tc (translated + cluttered; 60x60).
+    #[arg(long, value_name = "NAME", value_parser = parse_dataset)]
+    pub dataset: Option<DatasetArg>,
+    /// Seed of the distorted dataset.
+    #[arg(long, default_value_t = 1)]
+    pub data_seed: u64,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+}
+
+/// `--dataset`: the data as is (None) or a distortion of it.
+#[derive(Clone, Copy, Debug)]
+pub struct DatasetArg(pub Option<Distortion>);
+
+pub fn parse_dataset(s: &str) -> Result<DatasetArg, String> {
+    if s.eq_ignore_ascii_case("mnist") {
+        return Ok(DatasetArg(None));
+    }
+    Distortion::parse(s)
+        .map(|d| DatasetArg(Some(d)))
+        .ok_or_else(|| format!("unknown dataset '{s}': expected mnist, r, rts, p, e or tc"))
+}
+
+/// `--transform`: a transformer family, or None for the plain CNN.
+#[derive(Clone, Copy, Debug)]
+pub struct TransformArg(pub Option<TransformKind>);
+
+pub fn parse_transform(s: &str) -> Result<TransformArg, String> {
+    let kind = match s.to_ascii_lowercase().as_str() {
+        "affine" => Some(TransformKind::Affine),
+        "attention" => Some(TransformKind::Attention),
+        "projective" => Some(TransformKind::Projective),
+        "tps" => Some(TransformKind::Tps { grid: 4 }),
+        "none" => None,
+        _ => {
+            return Err(format!(
+                "unknown transform '{s}': expected affine, attention, projective, tps or none"
+            ));
+        }
+    };
+    Ok(TransformArg(kind))
+}
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// The spatial transformer: affine (the tutorial's), attention (scale + translation),
+    /// projective, tps (thin-plate spline), or none (the plain CNN baseline).
+    #[arg(long, value_name = "KIND", default_value = "affine", value_parser = parse_transform, conflicts_with = "resume")]
+    pub transform: TransformArg,
+    /// Control points per side of the thin-plate spline (4: the paper's 16 points).
+    #[arg(long, default_value_t = 4, conflicts_with = "resume")]
+    pub tps_grid: usize,
+    /// Side of the transformer's output [default: the input's; 21 for rts, 30 for tc].
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    pub st_size: Option<usize>,
+    /// What the sampler reads outside the image: zeros (PyTorch's) or background (the
+    /// normalized value of a black pixel, which avoids a visible frame).
+    #[arg(long, value_enum, default_value_t = PadArg::Zeros, conflicts_with = "resume")]
+    pub pad: PadArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PadArg {
+    /// Zero, as PyTorch.
+    Zeros,
+    /// The normalized background value.
+    Background,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Total number of epochs [default: 20; with --resume: the run's own, or this to extend it].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 64, conflicts_with = "resume")]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(
+        long,
+        default_value_t = 0.01,
+        allow_negative_numbers = true,
+        conflicts_with = "resume"
+    )]
+    pub lr: f64,
+    /// SGD momentum (the tutorial uses none).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_negative_numbers = true,
+        conflicts_with = "resume"
+    )]
+    pub momentum: f64,
+    /// Learning-rate multiplier of the localization network (e.g. 0.1 for harder data).
+    #[arg(long, default_value_t = 1.0, conflicts_with = "resume")]
+    pub loc_lr_scale: f64,
+    /// L2 weight decay.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_negative_numbers = true,
+        conflicts_with = "resume"
+    )]
+    pub weight_decay: f64,
+    /// Divide the learning rate by 10 every N epochs [default: constant, as the tutorial].
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    pub lr_step: Option<usize>,
+    /// Seed for initialization, shuffling and dropout.
+    #[arg(long, default_value_t = 1, conflicts_with = "resume")]
+    pub seed: u64,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Use only the first N training images.
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    pub limit_train: Option<usize>,
+    /// Run folder for the checkpoint, metrics.jsonl and stn.png. [default: runs/train-<time>]
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder from its last completed epoch.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
+    /// Evaluation batch size.
+    #[arg(long, default_value_t = 1000)]
+    pub eval_batch_size: usize,
+    /// Print the tutorial's log line every N batches (0: never).
+    #[arg(long, default_value_t = 500)]
+    pub log_interval: usize,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// stn checkpoint, run folder, or the tutorial's PyTorch state_dict (.pt/.pth).
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Compute device.
+    #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
+    /// Evaluation batch size.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+}
+
+#[derive(Args)]
+pub struct VisualizeArgs {
+    /// stn checkpoint, run folder, or the tutorial's PyTorch state_dict (.pt/.pth).
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+    /// PNG file to write.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Number of test images shown.
+    #[arg(long, default_value_t = 64)]
+    pub count: usize,
+    /// Compute device.
+    #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
+}
+
+fn parse_device(s: &str) -> Result<DeviceKind, String> {
+    DeviceKind::parse(s).ok_or_else(|| format!("unknown device '{s}': expected cpu, cuda or wgpu"))
+}
+
+fn parse_budget(s: &str) -> Result<Budget, String> {
+    Budget::parse(s).ok_or_else(|| format!("unknown budget '{s}': expected quick or full"))
+}
+
+impl DataArgs {
+    /// The data the flags name: a folder as is, or a distorted dataset generated from it.
+    pub fn source(&self) -> Source {
+        let dir = self.data.clone().unwrap_or_else(vendored_mnist_dir);
+        match self.dataset.and_then(|d| d.0) {
+            None => Source::Folder(dir),
+            Some(kind) => Source::Distorted {
+                base: dir,
+                kind,
+                seed: self.data_seed,
+            },
+        }
+    }
+
+    /// The data for evaluating a model: the flags if they name any, else what the model was
+    /// trained on (when recorded), else the vendored MNIST.
+    pub fn eval_spec(&self, recorded: Option<DataSpec>) -> DataSpec {
+        let source = match (self.data.is_some() || self.dataset.is_some(), recorded) {
+            (false, Some(spec)) => spec.source,
+            _ => self.source(),
+        };
+        DataSpec {
+            limit_test: self.limit_test,
+            ..DataSpec::new(source)
+        }
+    }
+}
+
+impl TrainArgs {
+    /// The recipe of a new run.
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs.unwrap_or(20),
+            batch_size: self.batch_size,
+            eval_batch_size: self.eval_batch_size,
+            sgd: SgdConfig {
+                lr: self.lr,
+                momentum: self.momentum,
+                weight_decay: self.weight_decay,
+                loc_lr_scale: self.loc_lr_scale,
+            },
+            seed: self.seed,
+            log_interval: self.log_interval,
+            lr_step: self.lr_step,
+        }
+    }
+
+    /// The data of a new run.
+    pub fn data_spec(&self) -> DataSpec {
+        DataSpec {
+            source: self.data.source(),
+            limit_train: self.limit_train,
+            limit_test: self.data.limit_test,
+        }
+    }
+
+    /// The transformer family (`None`: the plain CNN).
+    pub fn transform(&self) -> Option<TransformKind> {
+        match self.model.transform.0 {
+            Some(TransformKind::Tps { .. }) => Some(TransformKind::Tps {
+                grid: self.model.tps_grid,
+            }),
+            t => t,
+        }
+    }
+
+    /// The sampler's output side: the flag, else the dataset's own (21 for RTS, 30 for TC).
+    pub fn st_size(&self) -> Option<usize> {
+        self.model.st_size.or(self
+            .data
+            .dataset
+            .and_then(|d| d.0)
+            .and_then(|d| d.st_size()))
+    }
+}

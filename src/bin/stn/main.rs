@@ -1,0 +1,368 @@
+//! The `stn` command line: parses arguments ([`flags`]), calls the library, prints the results.
+
+mod console;
+mod flags;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use burn::module::Module;
+use console::Console;
+use flags::{
+    BenchArgs, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs, ExperimentWhich,
+    PadArg, TrainArgs, VisualizeArgs,
+};
+use stn::data::{Distortion, Source, vendored_mnist_dir};
+use stn::device::DeviceKind;
+use stn::experiment::{table1, throughput};
+use stn::model::ModelConfig;
+use stn::run::{CHECKPOINT_FILE, DataSpec, METRICS_FILE, PICTURE_FILE, default_run_dir};
+use stn::train::{self, NewRun, Open, OpenError, Opened, Outcome};
+
+/// An error in the command line's values: exit status 2, like clap's own.
+#[derive(Debug)]
+struct UsageError(String);
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn main() -> ExitCode {
+    stn::alloc::retain_freed_memory();
+    let result = match Cli::parse().command {
+        Command::Train(a) => train(a),
+        Command::Eval(a) => eval(a),
+        Command::Visualize(a) => visualize(a),
+        Command::Bench(a) => bench(a),
+        Command::Data(a) => data(a),
+        Command::Experiment(a) => experiment(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn device(kind: DeviceKind) -> Result<burn::tensor::Device> {
+    kind.device().map_err(usage)
+}
+
+/// Ctrl-C stops after the current batch; a second one exits at once (checkpoints are atomic).
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping after this batch (Ctrl-C again to quit now)");
+    });
+    stop
+}
+
+fn train(a: TrainArgs) -> Result<ExitCode> {
+    let device = device(a.device)?;
+    if a.epochs == Some(0) {
+        return Err(usage("--epochs must be at least 1"));
+    }
+    let (out, how, data) = match &a.resume {
+        Some(dir) => {
+            if a.data.dataset.is_some() {
+                return Err(usage(
+                    "--dataset cannot change when resuming: a run continues on its own data",
+                ));
+            }
+            let how = Open::Resume {
+                epochs: a.epochs,
+                data_dir: a.data.data.clone(),
+            };
+            (dir.clone(), how, None)
+        }
+        None => {
+            let config = a.config();
+            config.validate().map_err(usage)?;
+            let spec = a.data_spec();
+            spec.validate().map_err(usage)?;
+            let data = spec.load()?;
+            let model = ModelConfig::new(
+                [data.train.rows, data.train.cols],
+                a.transform(),
+                a.st_size(),
+                a.model.pad == PadArg::Background,
+            );
+            model
+                .validate()
+                .map_err(|e| usage(format!("{}: {e}", spec.source.describe())))?;
+            let out = a.out.clone().unwrap_or_else(default_run_dir);
+            let run = NewRun {
+                model,
+                config,
+                data: spec,
+            };
+            (out, Open::New(run), Some(data))
+        }
+    };
+    let (mut trainer, opened) = train::open(&out, how, &device).map_err(|e| match e {
+        OpenError::Exists(_) => usage(e.to_string()),
+        e => e.into(),
+    })?;
+    let progress = trainer.progress().clone();
+    let data = match data {
+        Some(data) => data,
+        None => progress.data.load()?,
+    };
+    match opened {
+        Opened::Resumed { epochs_done } => println!(
+            "resuming {} after epoch {epochs_done} of {}",
+            out.display(),
+            progress.config.epochs
+        ),
+        Opened::Started => println!(
+            "training {} on {} ({} train / {} test images), device {}, {} epochs, batch {}, lr {}, seed {} -> {}",
+            trainer.net.config.name(),
+            progress.data.source.describe(),
+            data.train.len(),
+            data.test.len(),
+            a.device.name(),
+            progress.config.epochs,
+            progress.config.batch_size,
+            progress.config.sgd.lr,
+            progress.config.seed,
+            out.display()
+        ),
+    }
+    let stop = interrupt_flag();
+    let mut console = Console::new(progress.config.log_interval);
+    if let Outcome::Interrupted { epochs_done } = trainer.run(&data, &mut console, &stop)? {
+        eprintln!(
+            "stopped: the checkpoint after epoch {epochs_done} is kept in {}; continue with `stn train --resume {}`",
+            out.display(),
+            out.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    let picture = out.join(PICTURE_FILE);
+    stn::report::transformed_digits(&trainer.net.valid(), &data.test, 64)
+        .save_png(&picture)
+        .with_context(|| format!("cannot write {}", picture.display()))?;
+    if let Some(m) = trainer.progress().metrics.last() {
+        println!(
+            "done: test accuracy {:.2}% after {} epochs; {} holds {CHECKPOINT_FILE}, {METRICS_FILE} and {PICTURE_FILE}",
+            100.0 * m.test_accuracy,
+            m.epoch,
+            out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A saved model and the test data to show it: the flags' data, else the model's own.
+fn model_and_data(
+    model: &std::path::Path,
+    data: &flags::DataArgs,
+    kind: DeviceKind,
+) -> Result<(stn::model::Net, stn::data::Dataset)> {
+    let device = device(kind)?;
+    let (net, recorded) = stn::load::load(model, &device)?;
+    let spec = data.eval_spec(recorded);
+    spec.validate().map_err(usage)?;
+    let data = spec.load()?;
+    net.config.check_input([data.test.rows, data.test.cols])?;
+    Ok((net, data))
+}
+
+fn eval(a: EvalArgs) -> Result<ExitCode> {
+    if a.batch_size == 0 {
+        return Err(usage("--batch-size must be at least 1"));
+    }
+    let (net, data) = model_and_data(&a.model, &a.data, a.device)?;
+    let (loss, correct) = train::evaluate(&net, &data.test, a.batch_size);
+    let n = data.test.len();
+    let accuracy = correct as f64 / n as f64;
+    if a.json {
+        let json = serde_json::json!({
+            "test_loss": loss, "test_accuracy": accuracy, "correct": correct, "images": n,
+        });
+        println!("{json}");
+    } else {
+        println!(
+            "Test set: Average loss: {loss:.4}, Accuracy: {correct}/{n} ({:.2}%)",
+            100.0 * accuracy
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
+    if a.count == 0 {
+        return Err(usage("--count must be at least 1"));
+    }
+    let (net, data) = model_and_data(&a.model, &a.data, a.device)?;
+    stn::report::transformed_digits(&net, &data.test, a.count)
+        .save_png(&a.out)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    println!("wrote {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(a: BenchArgs) -> Result<ExitCode> {
+    if a.batches == 0 || a.batch_size == Some(0) {
+        return Err(usage("--batches and --batch-size must be at least 1"));
+    }
+    let device = device(a.device)?;
+    stn::ops::profile::enable(a.profile);
+    let load = || {
+        let spec = DataSpec {
+            limit_test: a.data.limit_test,
+            ..DataSpec::new(a.data.source())
+        };
+        spec.validate().map_err(usage)?;
+        anyhow::Ok(spec.load()?)
+    };
+    let results = match a.what {
+        BenchWhat::Train => {
+            let batch_size = a.batch_size.unwrap_or(64);
+            vec![throughput::train(
+                &load()?,
+                a.batches,
+                a.warmup,
+                batch_size,
+                &device,
+            )?]
+        }
+        BenchWhat::Eval => vec![throughput::eval(
+            &load()?,
+            a.batch_size.unwrap_or(1000),
+            &device,
+        )],
+        BenchWhat::Ops => [[64, 1, 28, 28], [32, 3, 64, 64]]
+            .into_iter()
+            .flat_map(|shape| {
+                [false, true].map(|fused| throughput::ops(shape, a.batches, fused, &device))
+            })
+            .collect(),
+    };
+    if a.profile {
+        let rows = stn::ops::profile::report();
+        let total: f64 = rows.iter().map(|r| r.2).sum();
+        println!("fused kernel time (timed part and warm-up), {total:.3} s in all:");
+        for (name, calls, secs) in rows {
+            let per_call = 1e3 * secs / calls as f64;
+            println!("  {per_call:>8.3} ms/call {calls:>6} calls {secs:>7.3} s  {name}");
+        }
+    }
+    for r in results {
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            let rss = r
+                .peak_rss_bytes
+                .map_or("n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
+            println!(
+                "{}: {:.0} images/s ({} images in {:.3} s, {:.3} ms per 64; {} threads; peak RSS {rss})",
+                r.name,
+                r.images_per_second,
+                r.images,
+                r.seconds,
+                64000.0 / r.images_per_second,
+                r.threads,
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn data(a: DataCmdArgs) -> Result<ExitCode> {
+    let source = Source::Distorted {
+        base: a.data.unwrap_or_else(vendored_mnist_dir),
+        kind: a.dataset,
+        seed: a.seed,
+    };
+    println!("generating {}", source.describe());
+    let data = source.load()?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    for (set, train) in [(&data.train, true), (&data.test, false)] {
+        stn::data::mnist::write_split(&a.out, set, train)
+            .with_context(|| format!("cannot write into {}", a.out.display()))?;
+    }
+    let sheet = a.out.join("sample.png");
+    let title = format!(
+        "{}: {} (seed {})",
+        a.dataset.name().to_uppercase(),
+        a.dataset.describe(),
+        a.seed
+    );
+    stn::report::sample_sheet(&data.train, 64, &title)
+        .save_png(&sheet)
+        .with_context(|| format!("cannot write {}", sheet.display()))?;
+    println!(
+        "wrote {} train and {} test {}x{} images to {} (IDX files and sample.png)",
+        data.train.len(),
+        data.test.len(),
+        data.train.rows,
+        data.train.cols,
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
+    let ExperimentWhich::Table1 = a.which;
+    let device = device(a.device)?;
+    let datasets = if a.datasets.is_empty() {
+        Distortion::ALL.to_vec()
+    } else {
+        a.datasets.clone()
+    };
+    let stop = interrupt_flag();
+    let mut console = Console::new(0);
+    console.quiet = true;
+    let mut log = |m: &str| println!("{m}");
+    let opts = table1::Options {
+        budget: a.budget,
+        base: a.data.unwrap_or_else(vendored_mnist_dir),
+        out: a.out.clone(),
+        datasets,
+        data_seed: a.data_seed,
+        seed: a.seed,
+        device,
+        log: &mut log,
+    };
+    match table1::run(opts, &mut console, &stop) {
+        Ok(cells) => {
+            println!("\n{}", table1::markdown(a.budget, &cells));
+            println!(
+                "wrote {}/table1.md, table1.json and one picture per dataset",
+                a.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(table1::ExperimentError::Interrupted) => {
+            eprintln!(
+                "stopped; finished runs are kept in {}; run the same command again to continue",
+                a.out.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

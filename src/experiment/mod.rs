@@ -1,0 +1,7 @@
+//! Experiments: runs of the library made to measure something, with their reports.
+//!
+//! - [`table1`]: the paper's Table 1, test errors of CNN and ST-CNNs on distorted MNIST;
+//! - [`throughput`]: images per second of training, evaluation and the ops (`stn bench`).
+
+pub mod table1;
+pub mod throughput;

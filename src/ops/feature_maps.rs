@@ -1,0 +1,44 @@
+//! Images inside a stack of convolutions, in whatever layout the backend's kernels prefer.
+
+use burn::tensor::Tensor;
+
+use super::{conv2d_pool_relu_blocked, from_blocked, to_blocked};
+
+/// A batch of multi-channel images on its way through convolutions and pooling.
+///
+/// The CPU kernels vectorize over the batch (eight images side by side, see
+/// [`super::to_blocked`]); converting at every layer would cost more than some layers do. This
+/// type keeps the layout between layers and out of the networks' code: images go in with
+/// [`FeatureMaps::from_images`] and come out, `[N, C, H, W]`, with
+/// [`FeatureMaps::into_images`]. Differentiable throughout.
+#[derive(Clone, Debug)]
+pub struct FeatureMaps {
+    data: Tensor<5>,
+    images: usize,
+}
+
+impl FeatureMaps {
+    /// Images `[N, C, H, W]`.
+    pub fn from_images(x: Tensor<4>) -> Self {
+        let images = x.dims()[0];
+        Self {
+            data: to_blocked(x),
+            images,
+        }
+    }
+
+    /// Back to images `[N, C, H, W]`.
+    pub fn into_images(self) -> Tensor<4> {
+        from_blocked(self.data, self.images)
+    }
+
+    /// `relu(max_pool2d(conv2d(x, weight, bias), 2))`, in one fused pass where the backend
+    /// has one: valid stride-1 convolution with weight `[O, C, K, K]` and bias `[O]`, then 2x2
+    /// max pooling (floor) and ReLU.
+    pub fn conv_pool_relu(self, weight: Tensor<4>, bias: Tensor<1>) -> Self {
+        Self {
+            data: conv2d_pool_relu_blocked(self.data, weight, bias),
+            images: self.images,
+        }
+    }
+}
