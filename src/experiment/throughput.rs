@@ -34,6 +34,24 @@ pub struct BenchResult {
     pub threads: usize,
 }
 
+impl std::fmt::Display for BenchResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rss = self
+            .peak_rss_bytes
+            .map_or("n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
+        write!(
+            f,
+            "{}: {:.0} images/s ({} images in {:.3} s, {:.3} ms per 64; {} threads; peak RSS {rss})",
+            self.name,
+            self.images_per_second,
+            self.images,
+            self.seconds,
+            64000.0 / self.images_per_second,
+            self.threads,
+        )
+    }
+}
+
 /// The process's peak resident set size, from /proc/self/status (Linux).
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

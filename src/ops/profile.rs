@@ -64,3 +64,15 @@ pub fn report() -> Vec<(String, u64, f64)> {
     v.sort_by(|a, b| b.2.total_cmp(&a.2));
     v
 }
+
+/// The table as text: one line per op and shape, most expensive first.
+pub fn summary() -> String {
+    let rows = report();
+    let total: f64 = rows.iter().map(|r| r.2).sum();
+    let mut out = format!("fused kernel time (timed part and warm-up), {total:.3} s in all:\n");
+    for (name, calls, secs) in rows {
+        let per_call = 1e3 * secs / calls as f64;
+        out += &format!("  {per_call:>8.3} ms/call {calls:>6} calls {secs:>7.3} s  {name}\n");
+    }
+    out
+}

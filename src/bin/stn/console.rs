@@ -1,5 +1,8 @@
-//! Console output of a training run: a progress bar per epoch and the tutorial's log lines.
+//! The console side of a training run: a progress bar per epoch, the tutorial's log lines, and
+//! Ctrl-C.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -106,4 +109,18 @@ impl Observer for Console {
             );
         }
     }
+}
+
+/// Ctrl-C stops after the current batch; a second one exits at once (checkpoints are atomic).
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping after this batch (Ctrl-C again to quit now)");
+    });
+    stop
 }

@@ -4,14 +4,12 @@ mod console;
 mod flags;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
 use burn::module::Module;
-use console::Console;
+use console::{Console, interrupt_flag};
 use flags::{
     BenchArgs, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs, ExperimentWhich,
     PadArg, TrainArgs, VisualizeArgs,
@@ -62,20 +60,6 @@ fn main() -> ExitCode {
 
 fn device(kind: DeviceKind) -> Result<burn::tensor::Device> {
     kind.device().map_err(usage)
-}
-
-/// Ctrl-C stops after the current batch; a second one exits at once (checkpoints are atomic).
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\ninterrupted again: exiting now");
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: stopping after this batch (Ctrl-C again to quit now)");
-    });
-    stop
 }
 
 fn train(a: TrainArgs) -> Result<ExitCode> {
@@ -261,30 +245,13 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
             .collect(),
     };
     if a.profile {
-        let rows = stn::ops::profile::report();
-        let total: f64 = rows.iter().map(|r| r.2).sum();
-        println!("fused kernel time (timed part and warm-up), {total:.3} s in all:");
-        for (name, calls, secs) in rows {
-            let per_call = 1e3 * secs / calls as f64;
-            println!("  {per_call:>8.3} ms/call {calls:>6} calls {secs:>7.3} s  {name}");
-        }
+        print!("{}", stn::ops::profile::summary());
     }
     for r in results {
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
-            let rss = r
-                .peak_rss_bytes
-                .map_or("n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
-            println!(
-                "{}: {:.0} images/s ({} images in {:.3} s, {:.3} ms per 64; {} threads; peak RSS {rss})",
-                r.name,
-                r.images_per_second,
-                r.images,
-                r.seconds,
-                64000.0 / r.images_per_second,
-                r.threads,
-            );
+            println!("{r}");
         }
     }
     Ok(ExitCode::SUCCESS)
