@@ -89,7 +89,7 @@ fn parse_rejects_every_malformed_header() {
             [&good[..], &[0u8, 0]].concat(),
             IdxFormatError::Trailing {
                 dims: vec![2, 3, 4],
-                extra: 2,
+                extra: Some(2),
             },
         ),
     ];

@@ -4,14 +4,18 @@
 //! big-endian u32 per dimension, then the values in row-major order.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-/// Largest decompressed file we accept: far above MNIST-like sets, and a bound on what a
-/// hostile gzip stream can make us allocate.
+/// Largest decompressed file [`maybe_gunzip`] accepts: a bound on what a hostile gzip stream
+/// can make it allocate.
 pub const MAX_DECOMPRESSED_BYTES: u64 = 4 << 30;
+
+/// Largest number of value bytes a header may promise: far above MNIST-like sets (MNIST's
+/// training images are 47 MB), and a bound on what a file can make the reader allocate.
+pub const MAX_DATA_BYTES: u64 = 2 << 30;
 
 /// What is wrong with the bytes of an IDX file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,8 +52,8 @@ pub enum IdxFormatError {
         /// Bytes available.
         len: usize,
     },
-    /// The dimension sizes multiply past what memory can hold.
-    #[error("dimensions {dims:?} are too large")]
+    /// The dimension sizes multiply past [`MAX_DATA_BYTES`].
+    #[error("dimensions {dims:?} promise more than {MAX_DATA_BYTES} bytes of values")]
     TooLarge {
         /// The dimension sizes.
         dims: Vec<usize>,
@@ -65,12 +69,15 @@ pub enum IdxFormatError {
         found: usize,
     },
     /// More bytes than the dimensions promise.
-    #[error("{extra} unexpected bytes after the data of dimensions {dims:?}")]
+    #[error(
+        "{} unexpected bytes after the data of dimensions {dims:?}",
+        extra.map_or("some".to_string(), |n| n.to_string())
+    )]
     Trailing {
         /// The dimension sizes.
         dims: Vec<usize>,
-        /// Bytes beyond the data.
-        extra: usize,
+        /// Bytes beyond the data, when known (a stream is not read past the first of them).
+        extra: Option<usize>,
     },
 }
 
@@ -118,9 +125,20 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Parses the bytes of an (uncompressed) IDX file of unsigned bytes with `expected_dims`
-/// dimensions. Never panics, whatever the input.
-pub fn parse(bytes: &[u8], expected_dims: usize) -> Result<IdxArray, IdxFormatError> {
+/// The header of an IDX file: dimension sizes and the number of value bytes they promise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Dimension sizes, outermost first.
+    pub dims: Vec<usize>,
+    /// Header length in bytes.
+    pub len: usize,
+    /// Value bytes the dimensions promise.
+    pub data_len: usize,
+}
+
+/// Parses the header at the start of `bytes` (which may hold just the header, or more), for an
+/// IDX file of unsigned bytes with `expected_dims` dimensions. Never panics.
+pub fn parse_header(bytes: &[u8], expected_dims: usize) -> Result<Header, IdxFormatError> {
     if bytes.len() < 4 {
         return Err(IdxFormatError::ShortHeader { len: bytes.len() });
     }
@@ -135,39 +153,55 @@ pub fn parse(bytes: &[u8], expected_dims: usize) -> Result<IdxArray, IdxFormatEr
             expected: expected_dims,
         });
     }
-    let header = 4 + 4 * ndims;
-    if bytes.len() < header {
+    let len = 4 + 4 * ndims;
+    if bytes.len() < len {
         return Err(IdxFormatError::ShortDims {
             dims: ndims,
-            need: header,
+            need: len,
             len: bytes.len(),
         });
     }
-    let dims: Vec<usize> = bytes[4..header]
+    let dims: Vec<usize> = bytes[4..len]
         .chunks_exact(4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
-    let expected = dims
+    let data_len = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n as u64 <= MAX_DATA_BYTES)
         .ok_or_else(|| IdxFormatError::TooLarge { dims: dims.clone() })?;
-    let found = bytes.len() - header;
-    if found < expected {
+    Ok(Header {
+        dims,
+        len,
+        data_len,
+    })
+}
+
+/// Parses the bytes of an (uncompressed) IDX file of unsigned bytes with `expected_dims`
+/// dimensions. Never panics, whatever the input.
+pub fn parse(bytes: &[u8], expected_dims: usize) -> Result<IdxArray, IdxFormatError> {
+    let Header {
+        dims,
+        len,
+        data_len,
+    } = parse_header(bytes, expected_dims)?;
+    let found = bytes.len() - len;
+    if found < data_len {
         return Err(IdxFormatError::Truncated {
             dims,
-            expected,
+            expected: data_len,
             found,
         });
     }
-    if found > expected {
+    if found > data_len {
         return Err(IdxFormatError::Trailing {
             dims,
-            extra: found - expected,
+            extra: Some(found - data_len),
         });
     }
     Ok(IdxArray {
         dims,
-        data: bytes[header..].to_vec(),
+        data: bytes[len..].to_vec(),
     })
 }
 
@@ -191,8 +225,13 @@ pub fn maybe_gunzip(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
 }
 
 /// Reads an IDX file of unsigned bytes, gzipped or not, with `expected_dims` dimensions.
+///
+/// The file is read as a stream: the header first, then exactly the values it promises and one
+/// byte more (to detect trailing data), decompressing as it goes. Memory is bounded by the
+/// declared size (itself at most [`MAX_DATA_BYTES`]), however far a gzip stream would expand,
+/// and the values are never copied after reading.
 pub fn read(path: &Path, expected_dims: usize) -> Result<IdxArray, IdxError> {
-    let mut file = File::open(path).map_err(|source| match source.kind() {
+    let io_error = |source: io::Error| match source.kind() {
         io::ErrorKind::NotFound => IdxError::Missing {
             path: path.to_path_buf(),
         },
@@ -200,20 +239,80 @@ pub fn read(path: &Path, expected_dims: usize) -> Result<IdxArray, IdxError> {
             path: path.to_path_buf(),
             source,
         },
-    })?;
-    let mut raw = Vec::new();
-    file.read_to_end(&mut raw).map_err(|source| IdxError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bytes = maybe_gunzip(raw).map_err(|detail| IdxError::Gzip {
-        path: path.to_path_buf(),
-        detail,
-    })?;
-    parse(&bytes, expected_dims).map_err(|source| IdxError::Format {
-        path: path.to_path_buf(),
-        source,
+    };
+    let mut file = BufReader::new(File::open(path).map_err(io_error)?);
+    let gzipped = file
+        .fill_buf()
+        .map_err(io_error)?
+        .starts_with(&[0x1f, 0x8b]);
+    let result = if gzipped {
+        let mut decoder = MultiGzDecoder::new(file);
+        match read_from(&mut decoder, expected_dims) {
+            // Bytes beyond the data may be garbage a corrupt stream decodes to: the stream's
+            // checksum, at its end, tells. Count them without keeping them.
+            Err(ReadError::Format(IdxFormatError::Trailing { dims, .. })) => {
+                match io::copy(&mut (&mut decoder).take(MAX_DATA_BYTES), &mut io::sink()) {
+                    Err(e) => Err(ReadError::Io(e)),
+                    Ok(n) => Err(ReadError::Format(IdxFormatError::Trailing {
+                        dims,
+                        extra: (n < MAX_DATA_BYTES).then_some(n as usize + 1),
+                    })),
+                }
+            }
+            other => other,
+        }
+    } else {
+        read_from(&mut file, expected_dims)
+    };
+    result.map_err(|e| match e {
+        ReadError::Format(source) => IdxError::Format {
+            path: path.to_path_buf(),
+            source,
+        },
+        // The plain reader's errors are the file system's; the decoder's, the stream's.
+        ReadError::Io(source) if gzipped => IdxError::Gzip {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        },
+        ReadError::Io(source) => io_error(source),
     })
+}
+
+/// Why [`read_from`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The bytes are not a valid IDX file.
+    #[error(transparent)]
+    Format(#[from] IdxFormatError),
+    /// The reader failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Reads an (uncompressed) IDX stream with `expected_dims` dimensions: the header, then the
+/// values it promises, and one byte more to detect trailing data. Never panics.
+pub fn read_from(reader: &mut impl Read, expected_dims: usize) -> Result<IdxArray, ReadError> {
+    let mut head = Vec::with_capacity(4 + 4 * 255);
+    reader.take(4).read_to_end(&mut head)?;
+    if head.len() == 4 {
+        let ndims = head[3] as u64;
+        reader.take(4 * ndims).read_to_end(&mut head)?;
+    }
+    let Header { dims, data_len, .. } = parse_header(&head, expected_dims)?;
+    let mut data = Vec::with_capacity(data_len);
+    reader.take(data_len as u64 + 1).read_to_end(&mut data)?;
+    if data.len() < data_len {
+        return Err(IdxFormatError::Truncated {
+            dims,
+            expected: data_len,
+            found: data.len(),
+        }
+        .into());
+    }
+    if data.len() > data_len {
+        return Err(IdxFormatError::Trailing { dims, extra: None }.into());
+    }
+    Ok(IdxArray { dims, data })
 }
 
 /// Encodes an IDX file of unsigned bytes (uncompressed).
