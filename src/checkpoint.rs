@@ -152,16 +152,17 @@ impl Checkpoint {
         if bytes.len() < 24 {
             return Err(corrupt("shorter than the header"));
         }
+        // The checksum first: a damaged file is corrupt, whatever its version field says.
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(corrupt("checksum mismatch"));
+        }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != VERSION {
             return Err(CheckpointError::Version {
                 path: path.to_path_buf(),
                 found: version,
             });
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-            return Err(corrupt("checksum mismatch"));
         }
         let meta_len = u64::from_le_bytes(body[12..20].try_into().expect("8 bytes"));
         let meta_end = 20usize

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, is_checkpoint};
-use crate::model::state::{StateError, load_state_dict};
-use crate::model::{ModelConfig, Net};
+use crate::model::{BuildError, ModelConfig, Net};
 use crate::run::{DataSpec, checkpoint_path};
 use crate::torch_import::{TorchImportError, read_state_dict};
 
@@ -20,13 +19,13 @@ pub enum LoadError {
     /// The PyTorch file is unreadable.
     #[error(transparent)]
     Torch(#[from] TorchImportError),
-    /// The parameters do not fit the architecture.
+    /// The file's architecture or parameters do not make a network.
     #[error("{}: {source}", path.display())]
-    State {
+    Build {
         /// The file.
         path: PathBuf,
-        /// What does not fit.
-        source: StateError,
+        /// What is wrong.
+        source: BuildError,
     },
     /// The file cannot be opened.
     #[error("{}: {source}", path.display())]
@@ -35,14 +34,6 @@ pub enum LoadError {
         path: PathBuf,
         /// The error.
         source: std::io::Error,
-    },
-    /// The architecture recorded in the checkpoint is not buildable.
-    #[error("{}: invalid architecture: {detail}", path.display())]
-    Architecture {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
     },
 }
 
@@ -63,23 +54,19 @@ pub fn load_net(path: &Path, device: &Device) -> Result<Net, LoadError> {
 pub fn load(path: &Path, device: &Device) -> Result<(Net, Option<DataSpec>), LoadError> {
     let path = checkpoint_path(path);
     let head = read_head(&path)?;
+    let build = |config: &ModelConfig, params| {
+        Net::from_state(config, params, device).map_err(|source| LoadError::Build {
+            path: path.clone(),
+            source,
+        })
+    };
     if is_checkpoint(&head) || !is_torch_name(&path) {
         let ckpt = Checkpoint::load(&path)?;
-        ckpt.model
-            .validate()
-            .map_err(|detail| LoadError::Architecture {
-                path: path.clone(),
-                detail,
-            })?;
-        let net = Net::new(&ckpt.model, 0, device);
-        let net = load_state_dict(net, &ckpt.params)
-            .map_err(|source| LoadError::State { path, source })?;
+        let net = build(&ckpt.model, &ckpt.params)?;
         return Ok((net, ckpt.progress.map(|p| p.data)));
     }
     let state = read_state_dict(&path)?;
-    let net = Net::new(&ModelConfig::tutorial(), 0, device);
-    let net = load_state_dict(net, &state).map_err(|source| LoadError::State { path, source })?;
-    Ok((net, None))
+    Ok((build(&ModelConfig::tutorial(), &state)?, None))
 }
 
 fn read_head(path: &Path) -> Result<Vec<u8>, LoadError> {

@@ -137,15 +137,22 @@ fn bad_data_folders_are_reported() {
         "has 10 images but",
     );
 
-    // Truncated and corrupt gzip.
+    // Truncated and corrupt gzip (of the right file: the header is fine, the values are not).
     small_data(&dir);
     std::fs::remove_file(dir.join(FILE_NAMES[0])).unwrap();
-    let gz = std::fs::read(mnist().join(format!("{}.gz", FILE_NAMES[1]))).unwrap();
-    std::fs::write(
-        dir.join(format!("{}.gz", FILE_NAMES[0])),
-        &gz[..gz.len() / 2],
-    )
-    .unwrap();
+    let gz = std::fs::read(mnist().join(format!("{}.gz", FILE_NAMES[0]))).unwrap();
+    let gz_path = dir.join(format!("{}.gz", FILE_NAMES[0]));
+    std::fs::write(&gz_path, &gz[..gz.len() / 2]).unwrap();
+    fails(
+        &run(&["train", "--data", d, "--epochs", "1"]),
+        1,
+        "corrupt or truncated gzip",
+    );
+    let mut corrupt = gz.clone();
+    for b in &mut corrupt[gz.len() / 2..gz.len() / 2 + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&gz_path, &corrupt).unwrap();
     fails(
         &run(&["train", "--data", d, "--epochs", "1"]),
         1,
@@ -291,7 +298,7 @@ fn epochs_logged(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn train_args(dir: &Path) -> Vec<String> {
+fn train_args(dir: &Path, extra: &[&str]) -> Vec<String> {
     [
         "train",
         "--epochs",
@@ -304,22 +311,42 @@ fn train_args(dir: &Path) -> Vec<String> {
         "200",
         "--log-interval",
         "0",
-        "--out",
     ]
     .iter()
+    .chain(extra)
+    .chain(&["--out"])
     .map(|s| s.to_string())
     .chain([dir.to_str().unwrap().to_string()])
     .collect()
 }
 
-/// SIGKILL in the middle of epoch 2, then `--resume`: the same final weights, bit for bit, as
-/// an uninterrupted run with the same seed.
+/// SIGKILL in the middle of epoch 2, then `--resume`: the same final weights, momentum buffers
+/// and generator states, bit for bit, as an uninterrupted run with the same seed; with plain
+/// SGD (the tutorial's), and with momentum, weight decay and a learning rate that changes
+/// every epoch.
 #[test]
 fn killed_run_resumes_to_identical_weights() {
+    let recipes: [&[&str]; 2] = [
+        &[],
+        &[
+            "--momentum",
+            "0.9",
+            "--weight-decay",
+            "0.0005",
+            "--lr-step",
+            "1",
+        ],
+    ];
+    for extra in recipes {
+        killed_run_resumes(extra);
+    }
+}
+
+fn killed_run_resumes(extra: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let (whole, killed) = (tmp.path().join("whole"), tmp.path().join("killed"));
 
-    let out = stn().args(train_args(&whole)).output().unwrap();
+    let out = stn().args(train_args(&whole, extra)).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -327,7 +354,7 @@ fn killed_run_resumes_to_identical_weights() {
     );
 
     let mut child = stn()
-        .args(train_args(&killed))
+        .args(train_args(&killed, extra))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -355,18 +382,33 @@ fn killed_run_resumes_to_identical_weights() {
 
     let a = Checkpoint::load(&whole.join("checkpoint.stn")).unwrap();
     let b = Checkpoint::load(&killed.join("checkpoint.stn")).unwrap();
-    assert_eq!(a.progress.as_ref().unwrap().epochs_done, 3);
-    assert_eq!(b.progress.as_ref().unwrap().epochs_done, 3);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let (pa, pb) = (a.progress.unwrap(), b.progress.unwrap());
+    assert_eq!((pa.epochs_done, pb.epochs_done), (3, 3));
     for (name, t) in &a.params {
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(&t.data),
             bits(&b.params[name].data),
-            "{name} differs after resume"
+            "{name} differs after resume ({extra:?})"
         );
     }
-    let (ma, mb) = (&a.progress.unwrap().metrics, &b.progress.unwrap().metrics);
-    for (x, y) in ma.iter().zip(mb) {
+    let momentum = !extra.is_empty();
+    assert_eq!(a.momentum.len(), if momentum { a.params.len() } else { 0 });
+    assert_eq!(
+        a.momentum.keys().collect::<Vec<_>>(),
+        b.momentum.keys().collect::<Vec<_>>()
+    );
+    for (name, t) in &a.momentum {
+        assert_eq!(
+            bits(&t.data),
+            bits(&b.momentum[name].data),
+            "momentum of {name} differs after resume ({extra:?})"
+        );
+    }
+    assert_eq!(pa.shuffle_rng, pb.shuffle_rng);
+    assert_eq!(pa.dropout_rng, pb.dropout_rng);
+    assert_eq!(pa.config, pb.config);
+    for (x, y) in pa.metrics.iter().zip(&pb.metrics) {
         assert_eq!(
             (x.train_loss, x.test_loss, x.test_accuracy),
             (y.train_loss, y.test_loss, y.test_accuracy)
@@ -381,7 +423,7 @@ fn interrupt_keeps_the_last_completed_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let child = stn()
-        .args(train_args(&dir))
+        .args(train_args(&dir, &[]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -73,6 +73,16 @@ pub enum DataError {
         /// Image width found.
         cols: usize,
     },
+    /// Training and test images of different sizes.
+    #[error("{}: the training images are {}x{} but the test images {}x{}; one network cannot take both", dir.display(), train[0], train[1], test[0], test[1])]
+    SplitSizes {
+        /// The folder.
+        dir: PathBuf,
+        /// Training image [rows, cols].
+        train: [usize; 2],
+        /// Test image [rows, cols].
+        test: [usize; 2],
+    },
     /// Images with a zero-sized side or no images at all.
     #[error("{}: holds no usable images (dimensions {dims:?})", path.display())]
     Empty {
@@ -227,6 +237,13 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
         .collect::<Result<_, _>>()?;
     let train = load_split(&paths[0], &paths[1])?;
     let test = load_split(&paths[2], &paths[3])?;
+    if (train.rows, train.cols) != (test.rows, test.cols) {
+        return Err(DataError::SplitSizes {
+            dir: dir.to_path_buf(),
+            train: [train.rows, train.cols],
+            test: [test.rows, test.cols],
+        });
+    }
     Ok(Dataset { train, test })
 }
 

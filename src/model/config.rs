@@ -1,5 +1,7 @@
 //! What a network is: the architecture every checkpoint records.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::layers::conv_pool_size;
@@ -78,6 +80,31 @@ impl ModelConfig {
         20 * side(h) * side(w)
     }
 
+    /// Every parameter's shape by PyTorch name: what a state dict for this architecture must
+    /// hold, known without building the network (checked against [`super::Net::new`] by a
+    /// test).
+    pub fn parameter_shapes(&self) -> BTreeMap<String, Vec<usize>> {
+        let mut shapes = BTreeMap::new();
+        let mut layer = |name: &str, weight: Vec<usize>| {
+            shapes.insert(format!("{name}.bias"), vec![weight[0]]);
+            shapes.insert(format!("{name}.weight"), weight);
+        };
+        layer("conv1", vec![10, 1, 5, 5]);
+        layer("conv2", vec![20, 10, 5, 5]);
+        layer("fc1", vec![50, self.classifier_features()]);
+        layer("fc2", vec![self.classes, 50]);
+        if let Some(kind) = self.transform {
+            layer("localization.0", vec![8, 1, 7, 7]);
+            layer("localization.3", vec![10, 8, 5, 5]);
+            layer(
+                "fc_loc.0",
+                vec![32, Localization::features(self.input_size)],
+            );
+            layer("fc_loc.2", vec![kind.num_params(), 32]);
+        }
+        shapes
+    }
+
     /// Checks that images of `size` [height, width] fit the network.
     pub fn check_input(&self, size: [usize; 2]) -> Result<(), InputSizeError> {
         if size == self.input_size {
@@ -90,9 +117,33 @@ impl ModelConfig {
         }
     }
 
-    /// Checks that the sizes leave at least one feature after every convolution and pool.
+    /// Checks that the sizes are within bounds and leave at least one feature after every
+    /// convolution and pool. Checkpoints are validated before any network is built, so that a
+    /// file claiming absurd sizes is an error, not an allocation.
     pub fn validate(&self) -> Result<(), String> {
         let [h, w] = self.input_size;
+        let sides = [h, w]
+            .into_iter()
+            .chain(self.sampler.output_size.into_iter().flatten());
+        if sides.into_iter().any(|s| s > MAX_SIDE) {
+            return Err(format!(
+                "image sides above {MAX_SIDE} pixels are not supported (input {h}x{w}, sampler output {:?})",
+                self.sampler.output_size
+            ));
+        }
+        if !(1..=MAX_CLASSES).contains(&self.classes) {
+            return Err(format!(
+                "{} classes: between 1 and {MAX_CLASSES} are supported",
+                self.classes
+            ));
+        }
+        if let Some(TransformKind::Tps { grid }) = self.transform
+            && grid > MAX_TPS_GRID
+        {
+            return Err(format!(
+                "a thin-plate spline of {grid}x{grid} control points: at most {MAX_TPS_GRID}x{MAX_TPS_GRID} are supported"
+            ));
+        }
         if self.transform.is_some() && Localization::features([h, w]) == 0 {
             return Err(format!(
                 "input {h}x{w} is too small for the localization network (needs at least 26x26)"
@@ -112,6 +163,13 @@ impl ModelConfig {
         Ok(())
     }
 }
+
+/// Largest image side (input or sampler output) a network may have.
+pub const MAX_SIDE: usize = 4096;
+/// Largest number of classes.
+pub const MAX_CLASSES: usize = 1000;
+/// Largest thin-plate spline control grid side.
+pub const MAX_TPS_GRID: usize = 32;
 
 /// Images of another size than a network takes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,13 +10,25 @@ use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::layers::{ConvPoolRelu, Linear};
-pub use config::{BACKGROUND, InputSizeError, ModelConfig};
+pub use config::{BACKGROUND, InputSizeError, MAX_CLASSES, MAX_SIDE, MAX_TPS_GRID, ModelConfig};
 pub use dropout::Mode;
 use dropout::{dropout, dropout2d};
 
 use crate::ops::FeatureMaps;
 use crate::rng::Rng;
 use crate::transformer::SpatialTransformer;
+use state::{StateDict, StateError, check_shapes, load_state_dict};
+
+/// Why a network cannot be built from a saved architecture and parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The architecture is out of bounds or not buildable.
+    #[error("invalid architecture: {0}")]
+    Architecture(String),
+    /// The parameters do not fit the architecture.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
 
 /// Dropout probability of the tutorial (both `Dropout2d` and `F.dropout`).
 pub const DROPOUT: f32 = 0.5;
@@ -61,6 +73,19 @@ impl Net {
             fc2,
             config: config.clone(),
         }
+    }
+
+    /// The network `config` describes with the parameters `params` (a checkpoint's, or a
+    /// PyTorch state_dict's). The architecture and every parameter's shape are checked before
+    /// anything is allocated.
+    pub fn from_state(
+        config: &ModelConfig,
+        params: &StateDict,
+        device: &Device,
+    ) -> Result<Self, BuildError> {
+        config.validate().map_err(BuildError::Architecture)?;
+        check_shapes(&config.parameter_shapes(), params)?;
+        Ok(load_state_dict(Self::new(config, 0, device), params)?)
     }
 
     /// Class log-probabilities [N, classes] for images [N, 1, H, W]: the tutorial's forward.
@@ -111,4 +136,34 @@ impl Net {
 pub fn nll_loss(log_probs: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [n, _] = log_probs.dims();
     log_probs.gather(1, targets.reshape([n, 1])).mean().neg()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transformer::TransformKind;
+
+    /// The shapes a checkpoint is checked against are the shapes the network really has.
+    #[test]
+    fn parameter_shapes_are_the_networks() {
+        let device = Device::flex();
+        let kinds = [
+            None,
+            Some(TransformKind::Affine),
+            Some(TransformKind::Attention),
+            Some(TransformKind::Projective),
+            Some(TransformKind::Tps { grid: 3 }),
+        ];
+        for kind in kinds {
+            for (size, st) in [([28, 28], None), ([42, 42], Some(21)), ([60, 60], Some(30))] {
+                let config = ModelConfig::new(size, kind, st, false);
+                let net = Net::new(&config, 1, &device);
+                let shapes: std::collections::BTreeMap<_, _> = state::state_dict(&net)
+                    .into_iter()
+                    .map(|(name, t)| (name, t.shape))
+                    .collect();
+                assert_eq!(shapes, config.parameter_shapes(), "{config:?}");
+            }
+        }
+    }
 }

@@ -152,6 +152,35 @@ impl ModuleMapper for Loader<'_> {
     }
 }
 
+/// Checks that `state` holds exactly the parameters `expected` names, with those shapes.
+pub fn check_shapes(
+    expected: &BTreeMap<String, Vec<usize>>,
+    state: &StateDict,
+) -> Result<(), StateError> {
+    for (name, shape) in expected {
+        let Some(t) = state.get(name) else {
+            return Err(StateError::Missing(name.clone()));
+        };
+        if &t.shape != shape {
+            return Err(StateError::Shape {
+                name: name.clone(),
+                expected: shape.clone(),
+                found: t.shape.clone(),
+            });
+        }
+    }
+    let extra: Vec<String> = state
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .cloned()
+        .collect();
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(StateError::Unexpected(extra))
+    }
+}
+
 /// Loads `state` into `module`: every parameter must be present with its exact shape, and no
 /// other parameter may be there.
 pub fn load_state_dict<M: Module>(module: M, state: &StateDict) -> Result<M, StateError> {

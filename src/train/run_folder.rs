@@ -76,9 +76,6 @@ pub enum OpenError {
     /// The checkpoint cannot be read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// The checkpoint holds a bare model, no training progress.
-    #[error("{}: holds no training progress to resume (a bare model)", .0.display())]
-    NoProgress(PathBuf),
     /// The run cannot be rebuilt from its checkpoint, or its first checkpoint not written.
     #[error(transparent)]
     Train(#[from] TrainError),
@@ -155,8 +152,5 @@ fn start(dir: &Path, run: NewRun, device: &Device) -> Result<(Trainer, Opened), 
 
 fn resume(path: &Path, dir: &Path, device: &Device) -> Result<Trainer, OpenError> {
     let checkpoint = Checkpoint::load(path)?;
-    if checkpoint.progress.is_none() {
-        return Err(OpenError::NoProgress(path.to_path_buf()));
-    }
     Ok(Trainer::resume(checkpoint, path, device, dir)?)
 }

@@ -13,8 +13,8 @@ use crate::atomic_file::write_atomic;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::data::mnist::{MEAN, STD, normalization_lut};
 use crate::data::{Dataset, ImageSet};
-use crate::model::state::{StateError, load_state_dict, state_dict};
-use crate::model::{ModelConfig, Net};
+use crate::model::state::state_dict;
+use crate::model::{BuildError, InputSizeError, ModelConfig, Net};
 use crate::optim::Sgd;
 use crate::rng::Rng;
 use crate::run::{CHECKPOINT_FILE, DataSpec, EpochMetrics, METRICS_FILE, Progress, TrainConfig};
@@ -49,13 +49,27 @@ pub enum TrainError {
         /// The error.
         source: std::io::Error,
     },
-    /// A resumed checkpoint does not fit.
-    #[error("{}: {source}", path.display())]
-    State {
+    /// A checkpoint to resume holds a bare model.
+    #[error("{}: holds no training progress to resume (a bare model)", path.display())]
+    NoProgress {
         /// The checkpoint.
         path: PathBuf,
-        /// What does not fit.
-        source: StateError,
+    },
+    /// A resumed checkpoint does not make a network.
+    #[error("{}: {source}", path.display())]
+    Build {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What is wrong.
+        source: BuildError,
+    },
+    /// The data's images are not the size the network takes.
+    #[error("{which} set: {source}")]
+    DataSize {
+        /// "training" or "test".
+        which: &'static str,
+        /// The sizes.
+        source: InputSizeError,
     },
 }
 
@@ -139,17 +153,30 @@ impl Trainer {
         out: &Path,
     ) -> Result<Self, TrainError> {
         let device = device.clone().autodiff();
-        let progress = checkpoint.progress.ok_or_else(|| TrainError::State {
-            path: path.to_path_buf(),
-            source: StateError::Missing(
-                "training progress (this checkpoint holds a bare model)".into(),
-            ),
-        })?;
-        let net = Net::new(&checkpoint.model, progress.config.seed, &device);
-        let net = load_state_dict(net, &checkpoint.params).map_err(|source| TrainError::State {
+        let build_error = |source| TrainError::Build {
             path: path.to_path_buf(),
             source,
+        };
+        let progress = checkpoint.progress.ok_or_else(|| TrainError::NoProgress {
+            path: path.to_path_buf(),
         })?;
+        let net =
+            Net::from_state(&checkpoint.model, &checkpoint.params, &device).map_err(build_error)?;
+        // Momentum buffers (kept flat) must match the parameters they belong to, or a step
+        // would fail.
+        for (name, buffer) in &checkpoint.momentum {
+            let fits = checkpoint
+                .params
+                .get(name)
+                .is_some_and(|p| p.data.len() == buffer.data.len());
+            if !fits {
+                let detail = format!(
+                    "momentum buffer {name} {:?} matches no parameter",
+                    buffer.shape
+                );
+                return Err(build_error(BuildError::Architecture(detail)));
+            }
+        }
         Ok(Self {
             net,
             sgd: Sgd::from_state(&checkpoint.momentum, &device),
@@ -187,6 +214,12 @@ impl Trainer {
         observer: &mut dyn Observer,
         stop: &AtomicBool,
     ) -> Result<Outcome, TrainError> {
+        for (which, set) in [("training", &data.train), ("test", &data.test)] {
+            self.net
+                .config
+                .check_input([set.rows, set.cols])
+                .map_err(|source| TrainError::DataSize { which, source })?;
+        }
         while self.progress.epochs_done < self.progress.config.epochs {
             let epoch = self.progress.epochs_done + 1;
             // Work on copies of the generators: an interrupted epoch leaves the checkpointed
