@@ -23,11 +23,38 @@ pub fn load<T: DeserializeOwned>(name: &str) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad fixture {}: {e}", path.display()))
 }
 
-/// A tensor as the fixtures store it.
+/// A tensor as the fixtures store it. Non-finite values are the strings "NaN", "Infinity" and
+/// "-Infinity" (JSON has no numbers for them).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Fx {
     pub shape: Vec<usize>,
+    #[serde(deserialize_with = "fixture_numbers")]
     pub data: Vec<f64>,
+}
+
+/// A fixture number: a JSON number, or one of the strings that stand for a non-finite value.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FixtureNumber {
+    Number(f64),
+    Text(String),
+}
+
+fn fixture_numbers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let raw = Vec::<FixtureNumber>::deserialize(d)?;
+    raw.into_iter()
+        .map(|v| match v {
+            FixtureNumber::Number(x) => Ok(x),
+            FixtureNumber::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!(
+                    "not a number: {other:?}"
+                ))),
+            },
+        })
+        .collect()
 }
 
 impl Fx {
@@ -46,32 +73,45 @@ pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
 }
 
-/// Largest absolute difference, after checking lengths.
-pub fn max_abs_diff(got: &[f64], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len(), "lengths differ");
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| {
-            if a.is_nan() && b.is_nan() {
-                0.0
-            } else {
-                (a - b).abs()
-            }
-        })
-        .fold(0.0, f64::max)
+/// The largest absolute difference between finite values at the same index, after checking
+/// that the lengths agree and that every non-finite value meets its like: NaN where the
+/// reference has NaN, +inf where it has +inf, -inf where it has -inf. Anything else (a NaN or
+/// an infinity on one side only) is an error naming the first such index.
+pub fn max_abs_diff(got: &[f64], want: &[f64]) -> Result<f64, String> {
+    if got.len() != want.len() {
+        return Err(format!("{} values, expected {}", got.len(), want.len()));
+    }
+    let mut max = 0.0f64;
+    for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+        if a.is_finite() && b.is_finite() {
+            max = max.max((a - b).abs());
+        } else if !(a.is_nan() && b.is_nan() || a == b) {
+            return Err(format!("at index {i}: got {a}, expected {b}"));
+        }
+    }
+    Ok(max)
 }
 
-/// Asserts max |got - want| <= tol.
+fn check(what: &str, got: &[f64], want: &[f64]) -> f64 {
+    max_abs_diff(got, want).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Asserts max |got - want| <= tol over finite values, and that non-finite values agree.
 pub fn assert_abs(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    let d = max_abs_diff(got, want);
+    let d = check(what, got, want);
     eprintln!("{what}: max abs error {d:.2e}");
     assert!(d <= tol, "{what}: max abs error {d:e} > {tol:e}");
 }
 
-/// Asserts max |got - want| <= tol * max |want| (relative to the tensor's scale).
+/// Asserts max |got - want| <= tol * max |want| (relative to the tensor's scale, its largest
+/// finite magnitude), and that non-finite values agree.
 pub fn assert_rel(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
-    let d = max_abs_diff(got, want);
+    let scale = want
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(1e-30);
+    let d = check(what, got, want);
     eprintln!("{what}: relative error {:.2e}", d / scale);
     assert!(
         d <= tol * scale,
