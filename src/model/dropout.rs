@@ -1,51 +1,74 @@
 //! Dropout with masks drawn from our own seeded generator, so training is reproducible and its
-//! random state can be checkpointed.
+//! random state can be checkpointed; or with masks given in advance, to replay another
+//! implementation's draws.
+
+use std::collections::VecDeque;
 
 use burn::tensor::{Tensor, TensorData};
 
 use crate::rng::Rng;
 
-/// Whether a forward pass trains (dropout on, drawing from the generator) or evaluates.
+/// Whether a forward pass trains (dropout on) or evaluates, and where the masks come from.
 pub enum Mode<'a> {
     /// Evaluation: dropout is the identity.
     Eval,
     /// Training: dropout masks come from this generator.
     Train(&'a mut Rng),
+    /// Training with these masks, taken in the order the forward pass applies dropout.
+    Given(&'a mut GivenMasks),
 }
 
-fn mask(rng: &mut Rng, len: usize, p: f32) -> Vec<f32> {
+/// Dropout masks decided in advance (`true`: keep), one per dropout call of a forward pass, in
+/// order: for the tutorial's network, conv2's channel mask ([N, C] values) then fc1's ([N, F]).
+/// What the PyTorch trajectory test replays.
+#[derive(Clone, Debug, Default)]
+pub struct GivenMasks(pub VecDeque<Vec<bool>>);
+
+/// The scaled keep mask of `len` values: 0 for a dropped value, 1/(1-p) for a kept one.
+///
+/// # Panics
+/// With [`Mode::Given`], if no mask is left or the next one has another length.
+fn mask(mode: &mut Mode, len: usize, p: f32) -> Vec<f32> {
     let scale = 1.0 / (1.0 - p);
-    (0..len)
-        .map(|_| if rng.uniform_f32() < p { 0.0 } else { scale })
-        .collect()
+    match mode {
+        Mode::Eval => vec![1.0; len],
+        Mode::Train(rng) => (0..len)
+            .map(|_| if rng.uniform_f32() < p { 0.0 } else { scale })
+            .collect(),
+        Mode::Given(masks) => {
+            let keep = masks
+                .0
+                .pop_front()
+                .expect("a dropout mask for every dropout call");
+            assert_eq!(keep.len(), len, "a given dropout mask has the wrong length");
+            keep.into_iter()
+                .map(|k| if k { scale } else { 0.0 })
+                .collect()
+        }
+    }
 }
 
 /// Channel dropout (PyTorch's `Dropout2d`) on [N, C, H, W] feature maps: each of the N x C maps
 /// is zeroed with probability `p`, the rest scaled by 1/(1-p). The masks are drawn image by
 /// image, channel by channel.
 pub fn dropout2d(x: Tensor<4>, p: f32, mode: &mut Mode) -> Tensor<4> {
-    match mode {
-        Mode::Eval => x,
-        Mode::Train(rng) => {
-            let [n, c, _, _] = x.dims();
-            let m = Tensor::<4>::from_data(
-                TensorData::new(mask(rng, n * c, p), [n, c, 1, 1]),
-                &x.device(),
-            );
-            x * m
-        }
+    if let Mode::Eval = mode {
+        return x;
     }
+    let [n, c, _, _] = x.dims();
+    let m = Tensor::<4>::from_data(
+        TensorData::new(mask(mode, n * c, p), [n, c, 1, 1]),
+        &x.device(),
+    );
+    x * m
 }
 
 /// Element dropout (PyTorch's `F.dropout`) on [N, F] features.
 pub fn dropout(x: Tensor<2>, p: f32, mode: &mut Mode) -> Tensor<2> {
-    match mode {
-        Mode::Eval => x,
-        Mode::Train(rng) => {
-            let [n, f] = x.dims();
-            let m =
-                Tensor::<2>::from_data(TensorData::new(mask(rng, n * f, p), [n, f]), &x.device());
-            x * m
-        }
+    if let Mode::Eval = mode {
+        return x;
     }
+    let [n, f] = x.dims();
+    let m = Tensor::<2>::from_data(TensorData::new(mask(mode, n * f, p), [n, f]), &x.device());
+    x * m
 }

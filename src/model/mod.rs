@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::layers::{ConvPoolRelu, Linear};
 pub use config::{BACKGROUND, InputSizeError, MAX_CLASSES, MAX_SIDE, MAX_TPS_GRID, ModelConfig};
-pub use dropout::Mode;
+pub use dropout::{GivenMasks, Mode};
 use dropout::{dropout, dropout2d};
 
 use crate::ops::FeatureMaps;
