@@ -9,7 +9,10 @@ use common::{Fx, max_abs_diff};
 fn comparisons_see_nan_and_infinity() {
     let nan = f64::NAN;
     let inf = f64::INFINITY;
-    assert_eq!(max_abs_diff(&[1.0, nan, inf, -inf], &[1.5, nan, inf, -inf]), Ok(0.5));
+    assert_eq!(
+        max_abs_diff(&[1.0, nan, inf, -inf], &[1.5, nan, inf, -inf]),
+        Ok(0.5)
+    );
     assert!(max_abs_diff(&[nan], &[0.0]).is_err());
     assert!(max_abs_diff(&[0.0], &[nan]).is_err());
     assert!(max_abs_diff(&[inf], &[-inf]).is_err());
@@ -21,8 +24,7 @@ fn comparisons_see_nan_and_infinity() {
 #[test]
 fn fixture_numbers_read_non_finite_strings() {
     let fx: Fx =
-        serde_json::from_str(r#"{"shape":[4],"data":[1.5,"NaN","Infinity","-Infinity"]}"#)
-            .unwrap();
+        serde_json::from_str(r#"{"shape":[4],"data":[1.5,"NaN","Infinity","-Infinity"]}"#).unwrap();
     assert_eq!(fx.data[0], 1.5);
     assert!(fx.data[1].is_nan());
     assert_eq!(&fx.data[2..], &[f64::INFINITY, f64::NEG_INFINITY]);

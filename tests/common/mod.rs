@@ -49,9 +49,7 @@ fn fixture_numbers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D
                 "NaN" => Ok(f64::NAN),
                 "Infinity" => Ok(f64::INFINITY),
                 "-Infinity" => Ok(f64::NEG_INFINITY),
-                other => Err(serde::de::Error::custom(format!(
-                    "not a number: {other:?}"
-                ))),
+                other => Err(serde::de::Error::custom(format!("not a number: {other:?}"))),
             },
         })
         .collect()
