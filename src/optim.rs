@@ -81,6 +81,11 @@ impl Sgd {
         module.map(&mut mapper)
     }
 
+    /// The momentum buffers by parameter name, flattened, in the parameters' dtype.
+    pub fn buffers(&self) -> &BTreeMap<String, Tensor<1>> {
+        &self.buffers
+    }
+
     /// The momentum buffers, for checkpoints.
     pub fn state(&self) -> StateDict {
         self.buffers

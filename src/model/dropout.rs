@@ -24,6 +24,28 @@ pub enum Mode<'a> {
 #[derive(Clone, Debug, Default)]
 pub struct GivenMasks(pub VecDeque<Vec<bool>>);
 
+impl GivenMasks {
+    /// The masks of a batch of `rows` images split after image `at`: each mask is `rows`
+    /// equal rows, one per image, in batch order.
+    ///
+    /// # Panics
+    /// If a mask's length is not a multiple of `rows`.
+    pub fn split_rows(self, at: usize, rows: usize) -> (Self, Self) {
+        let (mut a, mut b) = (VecDeque::new(), VecDeque::new());
+        for mut m in self.0 {
+            assert!(
+                m.len().is_multiple_of(rows),
+                "a mask of {} values is not {rows} rows",
+                m.len()
+            );
+            let tail = m.split_off(at * (m.len() / rows));
+            a.push_back(m);
+            b.push_back(tail);
+        }
+        (Self(a), Self(b))
+    }
+}
+
 /// The scaled keep mask of `len` values: 0 for a dropped value, 1/(1-p) for a kept one.
 ///
 /// # Panics
@@ -58,7 +80,7 @@ pub fn dropout2d(x: Tensor<4>, p: f32, mode: &mut Mode) -> Tensor<4> {
     let [n, c, _, _] = x.dims();
     let m = Tensor::<4>::from_data(
         TensorData::new(mask(mode, n * c, p), [n, c, 1, 1]),
-        &x.device(),
+        (&x.device(), x.dtype()),
     );
     x * m
 }
@@ -69,6 +91,9 @@ pub fn dropout(x: Tensor<2>, p: f32, mode: &mut Mode) -> Tensor<2> {
         return x;
     }
     let [n, f] = x.dims();
-    let m = Tensor::<2>::from_data(TensorData::new(mask(mode, n * f, p), [n, f]), &x.device());
+    let m = Tensor::<2>::from_data(
+        TensorData::new(mask(mode, n * f, p), [n, f]),
+        (&x.device(), x.dtype()),
+    );
     x * m
 }

@@ -12,5 +12,5 @@ mod trainer;
 
 pub use evaluate::evaluate;
 pub use run_folder::{NewRun, Open, OpenError, Opened, open};
-pub use step::batch_tensors;
+pub use step::{Dropout, Step, batch_tensors, data_parallel_step};
 pub use trainer::{Observer, Outcome, Silent, TrainError, Trainer};

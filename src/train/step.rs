@@ -1,19 +1,33 @@
-//! One training step: forward and backward of a mini-batch, split over the two cores.
+//! One training step's forward and backward: a mini-batch split over the two cores.
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::data::ImageSet;
 use crate::model::state::{fresh_leaves, named_gradients};
-use crate::model::{Mode, Net, nll_loss};
+use crate::model::{GivenMasks, Mode, Net, nll_loss};
 use crate::rng::Rng;
 
 /// The loss, the largest |theta| and the gradients of one mini-batch.
-pub(super) struct Step {
+pub struct Step {
+    /// The batch's mean NLL loss (before the update).
     pub loss: f32,
+    /// The largest |theta| of the batch (0 for the plain CNN): training stops if it is not
+    /// finite.
     pub theta_max: f32,
+    /// Every parameter's gradient of the loss, flattened, by PyTorch name.
     pub grads: BTreeMap<String, Tensor<1>>,
+}
+
+/// Where a step's dropout masks come from.
+pub enum Dropout<'a> {
+    /// Drawn from this generator (the first half's; the second half's generator is derived
+    /// from it): what training does.
+    Drawn(&'a mut Rng),
+    /// Given in advance for the whole batch, rows in batch order (e.g. PyTorch's, replayed by
+    /// the trajectory test).
+    Given(GivenMasks),
 }
 
 /// Forward and backward of the images at `idx` (their mean NLL loss), on this thread.
@@ -22,16 +36,17 @@ fn forward_backward(
     set: &ImageSet,
     idx: &[usize],
     lut: &[f32; 256],
-    rng: &mut Rng,
+    mode: &mut Mode,
     device: &Device,
 ) -> Step {
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     set.gather(idx, lut, &mut images, &mut labels);
     let (x, y) = batch_tensors(set, &images, &labels, device);
-    let (log_probs, theta) = net.forward_with_params(x, &mut Mode::Train(rng));
+    let x = x.cast(net.conv1.weight.val().dtype());
+    let (log_probs, theta) = net.forward_with_params(x, mode);
     let loss = nll_loss(log_probs, y);
-    let theta_max = theta.map_or(0.0, |t| t.abs().max().into_scalar());
-    let value: f32 = loss.clone().into_scalar();
+    let theta_max = theta.map_or(0.0, |t| t.abs().max().cast(DType::F32).into_scalar());
+    let value: f32 = loss.clone().cast(DType::F32).into_scalar();
     let grads = loss.backward();
     Step {
         loss: value,
@@ -40,17 +55,20 @@ fn forward_backward(
     }
 }
 
-/// One mini-batch, split in two halves that run forward and backward on the two cores at once
+/// One mini-batch (the images of `set` at `idx`, normalized with `lut`) forward and backward:
+/// the step `stn train` takes before its SGD update.
+///
+/// The batch is split in two halves that run forward and backward on the two cores at once
 /// (each on its own autodiff graph), their gradients then averaged with the halves' weights:
 /// the gradient of the whole batch's mean loss. Threads hand work back and forth far less this
 /// way than when every kernel splits itself. Deterministic: the split, the halves' dropout
 /// generators and the order of the sums are fixed.
-pub(super) fn data_parallel_step(
+pub fn data_parallel_step(
     net: &Net,
     set: &ImageSet,
     idx: &[usize],
     lut: &[f32; 256],
-    rng: &mut Rng,
+    dropout: Dropout,
     device: &Device,
 ) -> Step {
     // Halves of whole blocks of 8 images (the convolution kernels' vector width).
@@ -58,15 +76,35 @@ pub(super) fn data_parallel_step(
     // Split whatever the thread count (one thread runs the halves in turn), so results do not
     // depend on it.
     if idx.len() < 16 {
-        return forward_backward(net, set, idx, lut, rng, device);
+        return match dropout {
+            Dropout::Drawn(rng) => {
+                forward_backward(net, set, idx, lut, &mut Mode::Train(rng), device)
+            }
+            Dropout::Given(mut masks) => {
+                forward_backward(net, set, idx, lut, &mut Mode::Given(&mut masks), device)
+            }
+        };
     }
     let (ia, ib) = idx.split_at(half);
-    let mut rng_b = Rng::new(rng.next_u64());
     let (net_a, net_b) = (net.clone(), fresh_leaves(net.clone()));
-    let (a, b) = rayon::join(
-        move || forward_backward(&net_a, set, ia, lut, rng, device),
-        move || forward_backward(&net_b, set, ib, lut, &mut rng_b, device),
-    );
+    let (a, b) = match dropout {
+        Dropout::Drawn(rng) => {
+            let mut rng_b = Rng::new(rng.next_u64());
+            rayon::join(
+                move || forward_backward(&net_a, set, ia, lut, &mut Mode::Train(rng), device),
+                move || {
+                    forward_backward(&net_b, set, ib, lut, &mut Mode::Train(&mut rng_b), device)
+                },
+            )
+        }
+        Dropout::Given(masks) => {
+            let (mut ma, mut mb) = masks.split_rows(ia.len(), idx.len());
+            rayon::join(
+                move || forward_backward(&net_a, set, ia, lut, &mut Mode::Given(&mut ma), device),
+                move || forward_backward(&net_b, set, ib, lut, &mut Mode::Given(&mut mb), device),
+            )
+        }
+    };
     let (wa, wb) = (
         ia.len() as f64 / idx.len() as f64,
         ib.len() as f64 / idx.len() as f64,

@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::evaluate::evaluate;
-use super::step::data_parallel_step;
+use super::step::{Dropout, data_parallel_step};
 use crate::atomic_file::write_atomic;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::data::mnist::{MEAN, STD, normalization_lut};
@@ -284,7 +284,14 @@ impl Trainer {
             if stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            let step = data_parallel_step(&net, set, idx, &lut, dropout_rng, &self.device);
+            let step = data_parallel_step(
+                &net,
+                set,
+                idx,
+                &lut,
+                Dropout::Drawn(dropout_rng),
+                &self.device,
+            );
             let diverged = |what, value| TrainError::Diverged {
                 epoch,
                 batch: b,
