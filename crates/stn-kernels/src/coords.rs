@@ -6,15 +6,22 @@ use super::Real;
 use crate::Padding;
 
 /// Maps a normalized coordinate in [-1, 1] to a pixel coordinate, and returns its derivative.
+///
+/// As PyTorch's CPU kernel computes it (`GridSamplerKernel.cpp`, not the scalar reference in
+/// `GridSampler.h`): `(x + 1) * (size - 1) / 2` with aligned corners, else
+/// `(x + 1) * size / 2 - 0.5` with the multiply-add fused (as its AVX2/AVX-512 builds compile
+/// it). The two formulas agree mathematically but not in the last bit, and at whole pixel
+/// positions the last bit decides which neighbours bilinear sampling's gradient uses.
 #[inline(always)]
 pub fn unnormalize<T: Real>(coord: T, size: usize, align_corners: bool) -> (T, T) {
     let one = T::one();
-    let two = T::constant(2.0);
-    let size_t = T::of_usize(size);
+    let half = T::constant(0.5);
     if align_corners {
-        (((coord + one) / two) * (size_t - one), (size_t - one) / two)
+        let scale = (T::of_usize(size) - one) * half;
+        ((coord + one) * scale, scale)
     } else {
-        (((coord + one) * size_t - one) / two, size_t / two)
+        let scale = T::of_usize(size) * half;
+        ((coord + one).mul_add(scale, -half), scale)
     }
 }
 

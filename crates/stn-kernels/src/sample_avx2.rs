@@ -153,19 +153,15 @@ unsafe fn pixel(
         let s = _mm256_set1_ps;
         let one = s(1.0);
         let sizef = size as f32;
-        // Halving by multiplication is exact, as the portable code's division by 2.
+        // As `coords::unnormalize`: PyTorch's CPU formulas, the multiply-add fused.
         let (mut x, gm) = if align {
-            (
-                _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(0.5)), s(sizef - 1.0)),
-                (sizef - 1.0) / 2.0,
-            )
+            let scale = (sizef - 1.0) * 0.5;
+            (_mm256_mul_ps(_mm256_add_ps(g, one), s(scale)), scale)
         } else {
+            let scale = sizef * 0.5;
             (
-                _mm256_mul_ps(
-                    _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(g, one), s(sizef)), one),
-                    s(0.5),
-                ),
-                sizef / 2.0,
+                _mm256_fmsub_ps(_mm256_add_ps(g, one), s(scale), s(0.5)),
+                scale,
             )
         };
         let mut gm = s(gm);
