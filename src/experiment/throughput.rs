@@ -30,8 +30,10 @@ pub struct BenchResult {
     pub images: usize,
     /// Peak resident memory of the process so far (VmHWM), if the OS reports it.
     pub peak_rss_bytes: Option<u64>,
-    /// Worker threads available.
+    /// Worker threads of the CPU kernels (rayon's global pool).
     pub threads: usize,
+    /// The kernel path that ran: "portable", "avx2", "avx512" or "neon".
+    pub kernel_path: &'static str,
 }
 
 impl std::fmt::Display for BenchResult {
@@ -41,13 +43,14 @@ impl std::fmt::Display for BenchResult {
             .map_or("n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
         write!(
             f,
-            "{}: {:.0} images/s ({} images in {:.3} s, {:.3} ms per 64; {} threads; peak RSS {rss})",
+            "{}: {:.0} images/s ({} images in {:.3} s, {:.3} ms per 64; {} threads, {} kernels; peak RSS {rss})",
             self.name,
             self.images_per_second,
             self.images,
             self.seconds,
             64000.0 / self.images_per_second,
             self.threads,
+            self.kernel_path,
         )
     }
 }
@@ -68,6 +71,7 @@ fn result(name: &str, images: usize, seconds: f64) -> BenchResult {
         images,
         peak_rss_bytes: peak_rss_bytes(),
         threads: rayon::current_num_threads(),
+        kernel_path: crate::ops::kernels::isa().name(),
     }
 }
 
