@@ -296,6 +296,27 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `p` must be valid for writing 2 x `LANES` floats.
     unsafe fn store_pairs(p: *mut f32, a: Self::F, b: Self::F);
 
+    /// base[idx[l]] in the lanes `l` that `mask` sets, 0 in the others.
+    ///
+    /// # Safety
+    /// `base[idx[l]]` must be readable for every set lane.
+    #[inline(always)]
+    unsafe fn gather(base: *const f32, idx: Self::I, mask: Self::M) -> Self::F {
+        let mut i = [0i32; MAX_LANES];
+        let mut v = [0.0f32; MAX_LANES];
+        let bits = Self::bits(mask);
+        // SAFETY: the arrays hold MAX_LANES >= LANES elements; set lanes are readable.
+        unsafe {
+            Self::store_i(i.as_mut_ptr(), idx);
+            each_lane::<Self>(|l| {
+                if bits >> l & 1 != 0 {
+                    v[l] = *base.offset(i[l] as isize);
+                }
+            });
+            Self::load(v.as_ptr())
+        }
+    }
+
     /// (base[i], base[i + 1]) for each lane's index `i` in `idx`.
     ///
     /// Scalar 8-byte loads of the pairs, then one de-interleave: AVX2 gathers measured ~50
@@ -312,6 +333,21 @@ pub trait Simd: Copy + Send + Sync + 'static {
         }
         // SAFETY: `pairs` holds 2 x LANES floats.
         unsafe { Self::load_pairs(pairs.as_ptr().cast()) }
+    }
+}
+
+/// Calls `f(0)`, `f(1)`, .., `f(S::LANES - 1)`, unrolled: the compiler leaves such per-lane
+/// loops rolled, and their counters cost as much as the scalar loads and stores they run.
+#[inline(always)]
+pub fn each_lane<S: Simd>(mut f: impl FnMut(usize)) {
+    macro_rules! calls {
+        ($($l:literal)*) => {{ $(f($l);)* }};
+    }
+    match S::LANES {
+        4 => calls!(0 1 2 3),
+        8 => calls!(0 1 2 3 4 5 6 7),
+        16 => calls!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15),
+        n => (0..n).for_each(f),
     }
 }
 

@@ -176,6 +176,10 @@ impl Simd for Avx2 {
         unsafe { _mm256_storeu_si256(p.cast(), v) }
     }
     #[inline(always)]
+    unsafe fn gather(base: *const f32, idx: __m256i, mask: __m256) -> __m256 {
+        unsafe { _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), base, idx, mask) }
+    }
+    #[inline(always)]
     unsafe fn load_pairs(p: *const f32) -> (__m256, __m256) {
         unsafe {
             let a = _mm256_loadu_ps(p);

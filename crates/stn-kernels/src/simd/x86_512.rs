@@ -145,6 +145,10 @@ impl Simd for Avx512 {
         unsafe { _mm512_storeu_si512(p.cast(), v) }
     }
     #[inline(always)]
+    unsafe fn gather(base: *const f32, idx: __m512i, mask: __mmask16) -> __m512 {
+        unsafe { _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, base) }
+    }
+    #[inline(always)]
     unsafe fn load_pairs(p: *const f32) -> (__m512, __m512) {
         unsafe {
             let a = _mm512_loadu_ps(p);
