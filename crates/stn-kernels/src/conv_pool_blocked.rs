@@ -146,6 +146,7 @@ unsafe fn pool_tile<S: Simd, const NB: usize>(
 /// The convolution's output gradient [nb, o, ho, wo, L] from the pooled output's gradient and
 /// the window codes of [`conv_pool_forward`].
 pub fn unpool_grad(grad: &[f32], codes: &[f32], s: ConvShape) -> Vec<f32> {
+    assert!(s.isa.supported(), "unpool: {} unsupported", s.isa);
     let (ho, wo, l) = (s.ho(), s.wo(), s.lanes());
     let (ph, pw) = (ho / 2, wo / 2);
     assert_eq!(grad.len(), s.nb * s.o * ph * pw * l, "unpool: grad length");
@@ -155,21 +156,38 @@ pub fn unpool_grad(grad: &[f32], codes: &[f32], s: ConvShape) -> Vec<f32> {
     if plane == 0 {
         return dz;
     }
+    let pooled = ph * pw * l;
     dz.par_chunks_mut(plane).enumerate().for_each(|(p, dz)| {
-        let g = &grad[p * ph * pw * l..(p + 1) * ph * pw * l];
-        let a = &codes[p * ph * pw * l..(p + 1) * ph * pw * l];
-        for py in 0..ph {
-            for px in 0..pw {
-                for lane in 0..l {
-                    let i = (py * pw + px) * l + lane;
-                    let code = a[i] as usize;
-                    if code < 4 {
-                        let (yy, xx) = (2 * py + code / 2, 2 * px + code % 2);
-                        dz[(yy * wo + xx) * l + lane] = g[i];
-                    }
+        let g = &grad[p * pooled..(p + 1) * pooled];
+        let c = &codes[p * pooled..(p + 1) * pooled];
+        dispatch!(s.isa, unpool_plane(g, c, ho, wo, dz));
+    });
+    dz
+}
+
+/// One plane: each pooled value's gradient goes to the window position its code names (none
+/// for code 4); rows and columns beyond the last window stay zero.
+#[inline(always)]
+fn unpool_plane<S: Simd>(g: &[f32], codes: &[f32], ho: usize, wo: usize, dz: &mut [f32]) {
+    let (ph, pw, l) = (ho / 2, wo / 2, S::LANES);
+    assert!(g.len() >= ph * pw * l && codes.len() >= g.len() && dz.len() >= ho * wo * l);
+    let zero = S::zero();
+    for py in 0..ph {
+        for px in 0..pw {
+            let i = (py * pw + px) * l;
+            let a = ((2 * py) * wo + 2 * px) * l;
+            // SAFETY: in bounds by the assertion above.
+            unsafe {
+                let gv = S::load(g.as_ptr().add(i));
+                let code = S::load(codes.as_ptr().add(i));
+                for (k, o) in [a, a + l, a + wo * l, a + (wo + 1) * l]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let hit = S::eq(code, S::splat(k as f32));
+                    S::store(dz.as_mut_ptr().add(o), S::select(hit, gv, zero));
                 }
             }
         }
-    });
-    dz
+    }
 }

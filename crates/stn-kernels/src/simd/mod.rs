@@ -248,6 +248,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn abs(a: Self::F) -> Self::F;
     /// Rounds toward negative infinity.
     fn floor(a: Self::F) -> Self::F;
+    /// a == b (false for NaN).
+    fn eq(a: Self::F, b: Self::F) -> Self::M;
     /// a > b (false for NaN).
     fn gt(a: Self::F, b: Self::F) -> Self::M;
     /// a >= b (false for NaN).

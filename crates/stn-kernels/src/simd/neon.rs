@@ -78,6 +78,10 @@ impl Simd for Neon {
         unsafe { vrndmq_f32(a) }
     }
     #[inline(always)]
+    fn eq(a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        unsafe { vceqq_f32(a, b) }
+    }
+    #[inline(always)]
     fn gt(a: float32x4_t, b: float32x4_t) -> uint32x4_t {
         unsafe { vcgtq_f32(a, b) }
     }

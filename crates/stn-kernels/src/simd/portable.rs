@@ -84,6 +84,10 @@ impl Simd for Portable {
         map(a, f32::floor)
     }
     #[inline(always)]
+    fn eq(a: [f32; L], b: [f32; L]) -> [bool; L] {
+        cmp(a, b, |x, y| x == y)
+    }
+    #[inline(always)]
     fn gt(a: [f32; L], b: [f32; L]) -> [bool; L] {
         cmp(a, b, |x, y| x > y)
     }

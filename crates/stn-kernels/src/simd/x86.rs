@@ -103,6 +103,10 @@ impl Simd for Avx2 {
         unsafe { _mm256_floor_ps(a) }
     }
     #[inline(always)]
+    fn eq(a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b) }
+    }
+    #[inline(always)]
     fn gt(a: __m256, b: __m256) -> __m256 {
         unsafe { _mm256_cmp_ps::<_CMP_GT_OQ>(a, b) }
     }
