@@ -76,6 +76,8 @@ struct Geometry {
     ih: usize,
     iw: usize,
     top: isize,
+    /// The input columns that hold data; the others are zero padding, whose taps are skipped.
+    cols: (usize, usize),
     o: usize,
     k: usize,
     ho: usize,
@@ -84,7 +86,8 @@ struct Geometry {
 
 /// One block's valid correlation: out[o][y][x] = bias[o] + sum_{c,ky,kx} wgt[o][c][ky][kx] *
 /// inp[c][y + ky + top][x + kx], for output rows `y` in 0..ho, where input rows outside
-/// 0..ih read as zero (their taps are skipped). `inp` is [c, ih, iw, L], `out` [o, ho, wo, L].
+/// 0..ih read as zero (their taps are skipped, as are those of a tile's pixels that all fall on
+/// zero columns outside `cols`). `inp` is [c, ih, iw, L], `out` [o, ho, wo, L].
 #[inline(always)]
 fn correlate_block<S: Simd>(
     inp: &[f32],
@@ -117,7 +120,12 @@ fn correlate_block<S: Simd>(
             let mut x = 0;
             while x < g.wo {
                 let np = (g.wo - x).min(pixels);
-                let at = Tile { ob, y, x, ky };
+                // Kernel columns that meet data for at least one pixel of the tile.
+                let kx = (
+                    g.cols.0.saturating_sub(x + np - 1),
+                    g.k.min(g.cols.1.saturating_sub(x)),
+                );
+                let at = Tile { ob, y, x, ky, kx };
                 macro_rules! tiles {
                     ($(($b:literal, $p:literal)),*) => {
                         match (nb, np) {
@@ -166,6 +174,7 @@ struct Tile {
     y: usize,
     x: usize,
     ky: (usize, usize),
+    kx: (usize, usize),
 }
 
 /// NB output channels x NP output pixels of one row, accumulated in registers.
@@ -192,7 +201,7 @@ unsafe fn tile<S: Simd, const NB: usize, const NP: usize>(
                 let row = (t.y as isize + g.top + ky as isize) as usize;
                 let base = ip.add(((ci * g.ih + row) * g.iw + t.x) * l);
                 let wrow = wp.add(ci * kk + ky * k);
-                for kx in 0..k {
+                for kx in t.kx.0..t.kx.1 {
                     let mut v = [S::zero(); NP];
                     for p in 0..NP {
                         v[p] = S::load(base.add((kx + p) * l));
@@ -235,6 +244,7 @@ pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvSh
         ih: s.h,
         iw: s.w,
         top: 0,
+        cols: (0, s.w),
         o: s.o,
         k: s.k,
         ho,
@@ -314,6 +324,7 @@ pub fn backward(
             ih: ho,
             iw: pw,
             top: -(k as isize - 1),
+            cols: (k - 1, k - 1 + wo),
             o: s.c,
             k,
             ho: s.h,
