@@ -76,106 +76,115 @@ fn run_case(case: &GridSampleCase, dtype: DType) -> (Vec<f64>, Vec<f64>, Vec<f64
 
 #[test]
 fn grid_sample_matches_pytorch_f64() {
-    let file: GridSampleFile = load("grid_sample.json");
-    assert_eq!(
-        file.cases.len(),
-        18,
-        "expected all 18 mode/padding/align cases"
-    );
-    for case in &file.cases {
-        let what = format!(
-            "{} {} align={}",
-            case.mode, case.padding_mode, case.align_corners
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let file: GridSampleFile = load("grid_sample.json");
+        assert_eq!(
+            file.cases.len(),
+            18,
+            "expected all 18 mode/padding/align cases"
         );
-        let (out, gi, gg) = run_case(case, DType::F64);
-        assert_abs(&format!("{what}: output"), &out, &case.output.data, F64_TOL);
-        assert_abs(
-            &format!("{what}: grad_input"),
-            &gi,
-            &case.grad_input.data,
-            F64_TOL,
-        );
-        match &case.grad_grid {
-            Some(want) => assert_abs(&format!("{what}: grad_grid"), &gg, &want.data, F64_TOL),
-            // PyTorch has no grid gradient for nearest; ours is zero.
-            None => assert!(
-                gg.iter().all(|&g| g == 0.0),
-                "{what}: nearest grid grad not zero"
-            ),
+        for case in &file.cases {
+            let what = format!(
+                "{} {} align={}",
+                case.mode, case.padding_mode, case.align_corners
+            );
+            let (out, gi, gg) = run_case(case, DType::F64);
+            assert_abs(&format!("{what}: output"), &out, &case.output.data, F64_TOL);
+            assert_abs(
+                &format!("{what}: grad_input"),
+                &gi,
+                &case.grad_input.data,
+                F64_TOL,
+            );
+            match &case.grad_grid {
+                Some(want) => assert_abs(&format!("{what}: grad_grid"), &gg, &want.data, F64_TOL),
+                // PyTorch has no grid gradient for nearest; ours is zero.
+                None => assert!(
+                    gg.iter().all(|&g| g == 0.0),
+                    "{what}: nearest grid grad not zero"
+                ),
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn grid_sample_matches_pytorch_f32() {
-    let file: GridSampleFile = load("grid_sample.json");
-    for case in &file.cases {
-        let what = format!(
-            "{} {} align={} (f32)",
-            case.mode, case.padding_mode, case.align_corners
-        );
-        let (out, gi, gg) = run_case(case, DType::F32);
-        assert_rel(&format!("{what}: output"), &out, &case.output.data, 1e-5);
-        assert_rel(
-            &format!("{what}: grad_input"),
-            &gi,
-            &case.grad_input.data,
-            1e-5,
-        );
-        if let Some(want) = &case.grad_grid {
-            // A grid coordinate within float rounding of a pixel boundary can flip the bilinear
-            // cell in f32; the gradient then jumps by one pixel difference. Compare in bulk.
-            assert_rel(&format!("{what}: grad_grid"), &gg, &want.data, 1e-4);
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let file: GridSampleFile = load("grid_sample.json");
+        for case in &file.cases {
+            let what = format!(
+                "{} {} align={} (f32)",
+                case.mode, case.padding_mode, case.align_corners
+            );
+            let (out, gi, gg) = run_case(case, DType::F32);
+            assert_rel(&format!("{what}: output"), &out, &case.output.data, 1e-5);
+            assert_rel(
+                &format!("{what}: grad_input"),
+                &gi,
+                &case.grad_input.data,
+                1e-5,
+            );
+            if let Some(want) = &case.grad_grid {
+                // A grid coordinate within float rounding of a pixel boundary can flip the bilinear
+                // cell in f32; the gradient then jumps by one pixel difference. Compare in bulk.
+                assert_rel(&format!("{what}: grad_grid"), &gg, &want.data, 1e-4);
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn affine_grid_matches_pytorch() {
-    let file: AffineGridFile = load("affine_grid.json");
-    assert_eq!(file.cases.len(), 2);
-    for case in &file.cases {
-        let what = format!("affine_grid align={}", case.align_corners);
-        for dtype in [DType::F64, DType::F32] {
-            let device = Device::flex().autodiff();
-            let theta: Tensor<3> = case.theta.tensor(&device, dtype).require_grad();
-            let up: Tensor<4> = case.grad_grid.tensor(&device, dtype);
-            let grid = ops::affine_grid(
-                theta.clone(),
-                case.size[2],
-                case.size[3],
-                case.align_corners,
-            );
-            let grads = (grid.clone() * up).sum().backward();
-            let gt = values(theta.grad(&grads).expect("theta gradient"));
-            let tol = if dtype == DType::F64 { F64_TOL } else { 1e-5 };
-            if dtype == DType::F64 {
-                assert_abs(
-                    &format!("{what}: grid"),
-                    &values(grid),
-                    &case.grid.data,
-                    tol,
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let file: AffineGridFile = load("affine_grid.json");
+        assert_eq!(file.cases.len(), 2);
+        for case in &file.cases {
+            let what = format!("affine_grid align={}", case.align_corners);
+            for dtype in [DType::F64, DType::F32] {
+                let device = Device::flex().autodiff();
+                let theta: Tensor<3> = case.theta.tensor(&device, dtype).require_grad();
+                let up: Tensor<4> = case.grad_grid.tensor(&device, dtype);
+                let grid = ops::affine_grid(
+                    theta.clone(),
+                    case.size[2],
+                    case.size[3],
+                    case.align_corners,
                 );
-                assert_abs(
-                    &format!("{what}: grad_theta"),
-                    &gt,
-                    &case.grad_theta.data,
-                    tol,
-                );
-            } else {
-                assert_rel(
-                    &format!("{what}: grid f32"),
-                    &values(grid),
-                    &case.grid.data,
-                    tol,
-                );
-                assert_rel(
-                    &format!("{what}: grad_theta f32"),
-                    &gt,
-                    &case.grad_theta.data,
-                    tol,
-                );
+                let grads = (grid.clone() * up).sum().backward();
+                let gt = values(theta.grad(&grads).expect("theta gradient"));
+                let tol = if dtype == DType::F64 { F64_TOL } else { 1e-5 };
+                if dtype == DType::F64 {
+                    assert_abs(
+                        &format!("{what}: grid"),
+                        &values(grid),
+                        &case.grid.data,
+                        tol,
+                    );
+                    assert_abs(
+                        &format!("{what}: grad_theta"),
+                        &gt,
+                        &case.grad_theta.data,
+                        tol,
+                    );
+                } else {
+                    assert_rel(
+                        &format!("{what}: grid f32"),
+                        &values(grid),
+                        &case.grid.data,
+                        tol,
+                    );
+                    assert_rel(
+                        &format!("{what}: grad_theta f32"),
+                        &gt,
+                        &case.grad_theta.data,
+                        tol,
+                    );
+                }
             }
         }
-    }
+    });
 }

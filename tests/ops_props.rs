@@ -182,137 +182,143 @@ fn identity_parameters_give_the_identity_sampling() {
 
 #[test]
 fn fused_affine_sampler_equals_affine_grid_then_grid_sample() {
-    let mut rng = Rng::new(14);
-    for dtype in [DType::F64, DType::F32] {
-        for padding in [Padding::Zeros, Padding::Border, Padding::Reflection] {
-            for mode in [Interpolation::Bilinear, Interpolation::Bicubic] {
-                for align in [false, true] {
-                    let o = SampleOptions::new(mode, padding, align);
-                    // 9 x 11 outputs: plane sizes that are not multiples of the vector width.
-                    let x = random(&[3, 2, 8, 10], &mut rng, -1.0, 1.0);
-                    let th: Vec<f64> = (0..3)
-                        .flat_map(|_| {
-                            [
-                                1.0 + rng.range(-0.3, 0.3),
-                                rng.range(-0.3, 0.3),
-                                rng.range(-0.3, 0.3),
-                                rng.range(-0.3, 0.3),
-                                1.0 + rng.range(-0.3, 0.3),
-                                rng.range(-0.3, 0.3),
-                            ]
-                        })
-                        .collect();
-                    let theta = TensorData::new(th, [3, 2, 3]);
-                    let up = random(&[3, 2, 9, 11], &mut rng, -1.0, 1.0);
-                    let run = |fused: bool| {
-                        let xt: Tensor<4> = t::<4>(&x, dtype).require_grad();
-                        let tt: Tensor<3> = t::<3>(&theta, dtype).require_grad();
-                        let out = if fused {
-                            ops::affine_sample(xt.clone(), tt.clone(), [9, 11], o)
-                        } else {
-                            ops::grid_sample(
-                                xt.clone(),
-                                ops::affine_grid(tt.clone(), 9, 11, align),
-                                o,
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let mut rng = Rng::new(14);
+        for dtype in [DType::F64, DType::F32] {
+            for padding in [Padding::Zeros, Padding::Border, Padding::Reflection] {
+                for mode in [Interpolation::Bilinear, Interpolation::Bicubic] {
+                    for align in [false, true] {
+                        let o = SampleOptions::new(mode, padding, align);
+                        // 9 x 11 outputs: plane sizes that are not multiples of the vector width.
+                        let x = random(&[3, 2, 8, 10], &mut rng, -1.0, 1.0);
+                        let th: Vec<f64> = (0..3)
+                            .flat_map(|_| {
+                                [
+                                    1.0 + rng.range(-0.3, 0.3),
+                                    rng.range(-0.3, 0.3),
+                                    rng.range(-0.3, 0.3),
+                                    rng.range(-0.3, 0.3),
+                                    1.0 + rng.range(-0.3, 0.3),
+                                    rng.range(-0.3, 0.3),
+                                ]
+                            })
+                            .collect();
+                        let theta = TensorData::new(th, [3, 2, 3]);
+                        let up = random(&[3, 2, 9, 11], &mut rng, -1.0, 1.0);
+                        let run = |fused: bool| {
+                            let xt: Tensor<4> = t::<4>(&x, dtype).require_grad();
+                            let tt: Tensor<3> = t::<3>(&theta, dtype).require_grad();
+                            let out = if fused {
+                                ops::affine_sample(xt.clone(), tt.clone(), [9, 11], o)
+                            } else {
+                                ops::grid_sample(
+                                    xt.clone(),
+                                    ops::affine_grid(tt.clone(), 9, 11, align),
+                                    o,
+                                )
+                            };
+                            let grads = (out.clone() * t::<4>(&up, dtype)).sum().backward();
+                            (
+                                values(out),
+                                values(xt.grad(&grads).unwrap()),
+                                values(tt.grad(&grads).unwrap()),
                             )
                         };
-                        let grads = (out.clone() * t::<4>(&up, dtype)).sum().backward();
-                        (
-                            values(out),
-                            values(xt.grad(&grads).unwrap()),
-                            values(tt.grad(&grads).unwrap()),
-                        )
-                    };
-                    let (a, b) = (run(true), run(false));
-                    let tol = if dtype == DType::F64 { 1e-10 } else { 1e-5 };
-                    let what = format!("{dtype:?} {mode:?} {padding:?} align={align}");
-                    assert_rel(&format!("{what}: output"), &a.0, &b.0, tol);
-                    assert_rel(&format!("{what}: grad input"), &a.1, &b.1, tol);
-                    assert_rel(
-                        &format!("{what}: grad theta"),
-                        &a.2,
-                        &b.2,
-                        tol.max(1e-4 * (dtype == DType::F32) as u8 as f64),
-                    );
+                        let (a, b) = (run(true), run(false));
+                        let tol = if dtype == DType::F64 { 1e-10 } else { 1e-5 };
+                        let what = format!("{dtype:?} {mode:?} {padding:?} align={align}");
+                        assert_rel(&format!("{what}: output"), &a.0, &b.0, tol);
+                        assert_rel(&format!("{what}: grad input"), &a.1, &b.1, tol);
+                        assert_rel(
+                            &format!("{what}: grad theta"),
+                            &a.2,
+                            &b.2,
+                            tol.max(1e-4 * (dtype == DType::F32) as u8 as f64),
+                        );
+                    }
                 }
             }
         }
-    }
+    });
 }
 
 #[test]
 fn simd_and_portable_sampling_paths_agree() {
-    // The kernels directly: the AVX2 path (when present) against the portable one.
-    use stn::ops::kernels::grid_sample::{SampleShape, backward, forward};
-    let mut rng = Rng::new(15);
-    let s = SampleShape {
-        n: 3,
-        c: 2,
-        h_in: 9,
-        w_in: 13,
-        h_out: 7,
-        w_out: 11,
-    };
-    let x: Vec<f32> = (0..s.n * s.c * s.h_in * s.w_in)
-        .map(|_| rng.range(-1.0, 1.0) as f32)
-        .collect();
-    let mut g: Vec<f32> = (0..s.n * s.h_out * s.w_out * 2)
-        .map(|_| rng.range(-1.3, 1.3) as f32)
-        .collect();
-    // Edge cases: NaN, infinities, huge values, exact borders.
-    for (i, v) in [
-        f32::NAN,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        1e30,
-        -1e30,
-        1.0,
-        -1.0,
-        0.0,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        g[4 * i] = v;
-    }
-    let up: Vec<f32> = (0..s.n * s.c * s.h_out * s.w_out)
-        .map(|_| rng.range(-1.0, 1.0) as f32)
-        .collect();
-    for padding in [Padding::Zeros, Padding::Border] {
-        for align in [false, true] {
-            let o = SampleOptions::new(Interpolation::Bilinear, padding, align);
-            let mut out = vec![0.0; up.len()];
-            forward(&x, &g, &mut out, s, o);
-            let (mut gi, mut gg) = (vec![0.0; x.len()], vec![0.0; g.len()]);
-            backward(&x, &g, &up, Some(&mut gi), Some(&mut gg), s, o);
-            // The portable path: f64 computation of the same semantics, rounded.
-            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-            let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
-            let up64: Vec<f64> = up.iter().map(|&v| v as f64).collect();
-            let mut out64 = vec![0.0; up.len()];
-            forward(&x64, &g64, &mut out64, s, o);
-            let (mut gi64, mut gg64) = (vec![0.0; x.len()], vec![0.0; g.len()]);
-            backward(&x64, &g64, &up64, Some(&mut gi64), Some(&mut gg64), s, o);
-            let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-            assert!(
-                out.iter().all(|v| v.is_finite()),
-                "{padding:?}: NaN/inf coordinates must not leak into the output"
-            );
-            assert_rel(&format!("{padding:?} {align} out"), &f(&out), &out64, 1e-5);
-            assert_rel(
-                &format!("{padding:?} {align} grad input"),
-                &f(&gi),
-                &gi64,
-                1e-5,
-            );
-            assert_rel(
-                &format!("{padding:?} {align} grad grid"),
-                &f(&gg),
-                &gg64,
-                1e-4,
-            );
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        // The kernels directly: the AVX2 path (when present) against the portable one.
+        use stn::ops::kernels::grid_sample::{SampleShape, backward, forward};
+        let mut rng = Rng::new(15);
+        let s = SampleShape {
+            n: 3,
+            c: 2,
+            h_in: 9,
+            w_in: 13,
+            h_out: 7,
+            w_out: 11,
+        };
+        let x: Vec<f32> = (0..s.n * s.c * s.h_in * s.w_in)
+            .map(|_| rng.range(-1.0, 1.0) as f32)
+            .collect();
+        let mut g: Vec<f32> = (0..s.n * s.h_out * s.w_out * 2)
+            .map(|_| rng.range(-1.3, 1.3) as f32)
+            .collect();
+        // Edge cases: NaN, infinities, huge values, exact borders.
+        for (i, v) in [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -1e30,
+            1.0,
+            -1.0,
+            0.0,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            g[4 * i] = v;
         }
-    }
+        let up: Vec<f32> = (0..s.n * s.c * s.h_out * s.w_out)
+            .map(|_| rng.range(-1.0, 1.0) as f32)
+            .collect();
+        for padding in [Padding::Zeros, Padding::Border] {
+            for align in [false, true] {
+                let o = SampleOptions::new(Interpolation::Bilinear, padding, align);
+                let mut out = vec![0.0; up.len()];
+                forward(&x, &g, &mut out, s, o);
+                let (mut gi, mut gg) = (vec![0.0; x.len()], vec![0.0; g.len()]);
+                backward(&x, &g, &up, Some(&mut gi), Some(&mut gg), s, o);
+                // The portable path: f64 computation of the same semantics, rounded.
+                let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
+                let up64: Vec<f64> = up.iter().map(|&v| v as f64).collect();
+                let mut out64 = vec![0.0; up.len()];
+                forward(&x64, &g64, &mut out64, s, o);
+                let (mut gi64, mut gg64) = (vec![0.0; x.len()], vec![0.0; g.len()]);
+                backward(&x64, &g64, &up64, Some(&mut gi64), Some(&mut gg64), s, o);
+                let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+                assert!(
+                    out.iter().all(|v| v.is_finite()),
+                    "{padding:?}: NaN/inf coordinates must not leak into the output"
+                );
+                assert_rel(&format!("{padding:?} {align} out"), &f(&out), &out64, 1e-5);
+                assert_rel(
+                    &format!("{padding:?} {align} grad input"),
+                    &f(&gi),
+                    &gi64,
+                    1e-5,
+                );
+                assert_rel(
+                    &format!("{padding:?} {align} grad grid"),
+                    &f(&gg),
+                    &gg64,
+                    1e-4,
+                );
+            }
+        }
+    });
 }
 
 #[test]
@@ -349,202 +355,219 @@ fn out_of_range_and_nan_coordinates_follow_pytorch() {
 
 #[test]
 fn sampling_gradients_are_bit_identical_across_runs() {
-    let mut rng = Rng::new(16);
-    let x = random(&[16, 3, 20, 20], &mut rng, -1.0, 1.0);
-    let g = random(&[16, 20, 20, 2], &mut rng, -1.1, 1.1);
-    let run = || {
-        let xt: Tensor<4> = t::<4>(&x, DType::F32).require_grad();
-        let gt: Tensor<4> = t::<4>(&g, DType::F32).require_grad();
-        let grads = ops::grid_sample(xt.clone(), gt.clone(), SampleOptions::default())
-            .powi_scalar(2)
-            .sum()
-            .backward();
-        let a: Vec<f32> = xt.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
-        let b: Vec<f32> = gt.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
-        (
-            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        )
-    };
-    let first = run();
-    for _ in 0..3 {
-        assert_eq!(run(), first);
-    }
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let mut rng = Rng::new(16);
+        let x = random(&[16, 3, 20, 20], &mut rng, -1.0, 1.0);
+        let g = random(&[16, 20, 20, 2], &mut rng, -1.1, 1.1);
+        let run = || {
+            let xt: Tensor<4> = t::<4>(&x, DType::F32).require_grad();
+            let gt: Tensor<4> = t::<4>(&g, DType::F32).require_grad();
+            let grads = ops::grid_sample(xt.clone(), gt.clone(), SampleOptions::default())
+                .powi_scalar(2)
+                .sum()
+                .backward();
+            let a: Vec<f32> = xt.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
+            let b: Vec<f32> = gt.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
+            (
+                a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            )
+        };
+        let first = run();
+        for _ in 0..3 {
+            assert_eq!(run(), first);
+        }
+    });
 }
 
 /// Our fused conv (NCHW and batch-blocked) against burn's stock conv2d, forward and gradients.
 #[test]
 fn fused_convolution_matches_stock_convolution() {
-    let mut rng = Rng::new(17);
-    // (n, c, h, w, o, k): batch not a multiple of 8, odd sizes, all kernel sides, 1..12 channels.
-    let shapes = [
-        (5, 1, 12, 9, 3, 3),
-        (9, 3, 11, 13, 10, 5),
-        (16, 8, 11, 11, 10, 5),
-        (3, 2, 9, 10, 7, 7),
-        (8, 10, 12, 12, 20, 5),
-        (2, 4, 6, 7, 12, 1),
-        (1, 1, 5, 5, 1, 2),
-        (4, 5, 10, 8, 6, 4),
-        (3, 3, 8, 9, 5, 6),
-    ];
-    for (n, c, h, w, o, k) in shapes {
-        let x = random(&[n, c, h, w], &mut rng, -1.0, 1.0);
-        let wt = random(&[o, c, k, k], &mut rng, -0.5, 0.5);
-        let b = random(&[o], &mut rng, -0.5, 0.5);
-        let up = random(&[n, o, h - k + 1, w - k + 1], &mut rng, -1.0, 1.0);
-        let run = |which: u8| {
-            let (xt, wtt, bt) = (
-                t::<4>(&x, DType::F32).require_grad(),
-                t::<4>(&wt, DType::F32).require_grad(),
-                t::<1>(&b, DType::F32).require_grad(),
-            );
-            let y = match which {
-                0 => stock_conv2d(
-                    xt.clone(),
-                    wtt.clone(),
-                    Some(bt.clone()),
-                    ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-                ),
-                1 => ops::conv2d(xt.clone(), wtt.clone(), bt.clone()),
-                _ => ops::from_blocked(
-                    ops::conv2d_blocked(ops::to_blocked(xt.clone()), wtt.clone(), bt.clone()),
-                    n,
-                ),
-            };
-            let grads = (y.clone() * t::<4>(&up, DType::F32)).sum().backward();
-            [
-                values(y),
-                values(xt.grad(&grads).unwrap()),
-                values(wtt.grad(&grads).unwrap()),
-                values(bt.grad(&grads).unwrap()),
-            ]
-        };
-        let stock = run(0);
-        for which in [1, 2] {
-            let ours = run(which);
-            for (i, name) in ["output", "grad x", "grad weight", "grad bias"]
-                .iter()
-                .enumerate()
-            {
-                assert_rel(
-                    &format!("conv {:?} path {which}: {name}", (n, c, h, w, o, k)),
-                    &ours[i],
-                    &stock[i],
-                    2e-6,
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let mut rng = Rng::new(17);
+        // (n, c, h, w, o, k): batch not a multiple of 8, odd sizes, all kernel sides, 1..12 channels.
+        let shapes = [
+            (5, 1, 12, 9, 3, 3),
+            (9, 3, 11, 13, 10, 5),
+            (16, 8, 11, 11, 10, 5),
+            (3, 2, 9, 10, 7, 7),
+            (8, 10, 12, 12, 20, 5),
+            (2, 4, 6, 7, 12, 1),
+            (1, 1, 5, 5, 1, 2),
+            (4, 5, 10, 8, 6, 4),
+            (3, 3, 8, 9, 5, 6),
+        ];
+        for (n, c, h, w, o, k) in shapes {
+            let x = random(&[n, c, h, w], &mut rng, -1.0, 1.0);
+            let wt = random(&[o, c, k, k], &mut rng, -0.5, 0.5);
+            let b = random(&[o], &mut rng, -0.5, 0.5);
+            let up = random(&[n, o, h - k + 1, w - k + 1], &mut rng, -1.0, 1.0);
+            let run = |which: u8| {
+                let (xt, wtt, bt) = (
+                    t::<4>(&x, DType::F32).require_grad(),
+                    t::<4>(&wt, DType::F32).require_grad(),
+                    t::<1>(&b, DType::F32).require_grad(),
                 );
+                let y = match which {
+                    0 => stock_conv2d(
+                        xt.clone(),
+                        wtt.clone(),
+                        Some(bt.clone()),
+                        ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+                    ),
+                    1 => ops::conv2d(xt.clone(), wtt.clone(), bt.clone()),
+                    _ => ops::from_blocked(
+                        ops::conv2d_blocked(ops::to_blocked(xt.clone()), wtt.clone(), bt.clone()),
+                        n,
+                    ),
+                };
+                let grads = (y.clone() * t::<4>(&up, DType::F32)).sum().backward();
+                [
+                    values(y),
+                    values(xt.grad(&grads).unwrap()),
+                    values(wtt.grad(&grads).unwrap()),
+                    values(bt.grad(&grads).unwrap()),
+                ]
+            };
+            let stock = run(0);
+            for which in [1, 2] {
+                let ours = run(which);
+                for (i, name) in ["output", "grad x", "grad weight", "grad bias"]
+                    .iter()
+                    .enumerate()
+                {
+                    assert_rel(
+                        &format!("conv {:?} path {which}: {name}", (n, c, h, w, o, k)),
+                        &ours[i],
+                        &stock[i],
+                        2e-6,
+                    );
+                }
             }
         }
-    }
+    });
 }
 
 #[test]
 fn fused_pool_relu_matches_stock_pool_then_relu() {
-    let mut rng = Rng::new(18);
-    for (n, c, h, w) in [(3, 2, 7, 9), (9, 5, 12, 12), (8, 1, 24, 24), (1, 3, 5, 4)] {
-        // Few distinct values, so windows hold ties, which the first maximum must win.
-        let x: Vec<f64> = (0..n * c * h * w)
-            .map(|_| (rng.below(7) as f64 - 3.0) * 0.5)
-            .collect();
-        let x = TensorData::new(x, [n, c, h, w]);
-        let up = random(&[n, c, h / 2, w / 2], &mut rng, -1.0, 1.0);
-        let run = |which: u8| {
-            let xt: Tensor<4> = t::<4>(&x, DType::F32).require_grad();
-            let y = match which {
-                0 => burn::tensor::activation::relu(max_pool2d(
-                    xt.clone(),
-                    MaxPoolOptions::new([2, 2]),
-                )),
-                1 => ops::max_pool2x2_relu(xt.clone()),
-                _ => ops::from_blocked(
-                    ops::max_pool2x2_relu_blocked(ops::to_blocked(xt.clone())),
-                    n,
-                ),
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let mut rng = Rng::new(18);
+        for (n, c, h, w) in [(3, 2, 7, 9), (9, 5, 12, 12), (8, 1, 24, 24), (1, 3, 5, 4)] {
+            // Few distinct values, so windows hold ties, which the first maximum must win.
+            let x: Vec<f64> = (0..n * c * h * w)
+                .map(|_| (rng.below(7) as f64 - 3.0) * 0.5)
+                .collect();
+            let x = TensorData::new(x, [n, c, h, w]);
+            let up = random(&[n, c, h / 2, w / 2], &mut rng, -1.0, 1.0);
+            let run = |which: u8| {
+                let xt: Tensor<4> = t::<4>(&x, DType::F32).require_grad();
+                let y = match which {
+                    0 => burn::tensor::activation::relu(max_pool2d(
+                        xt.clone(),
+                        MaxPoolOptions::new([2, 2]),
+                    )),
+                    1 => ops::max_pool2x2_relu(xt.clone()),
+                    _ => ops::from_blocked(
+                        ops::max_pool2x2_relu_blocked(ops::to_blocked(xt.clone())),
+                        n,
+                    ),
+                };
+                let grads = (y.clone() * t::<4>(&up, DType::F32)).sum().backward();
+                [values(y), values(xt.grad(&grads).unwrap())]
             };
-            let grads = (y.clone() * t::<4>(&up, DType::F32)).sum().backward();
-            [values(y), values(xt.grad(&grads).unwrap())]
-        };
-        let stock = run(0);
-        for which in [1, 2] {
-            let ours = run(which);
-            assert_abs(
-                &format!("pool {:?} path {which}: output", (n, c, h, w)),
-                &ours[0],
-                &stock[0],
-                0.0,
-            );
-            assert_abs(
-                &format!("pool {:?} path {which}: grad", (n, c, h, w)),
-                &ours[1],
-                &stock[1],
-                0.0,
-            );
+            let stock = run(0);
+            for which in [1, 2] {
+                let ours = run(which);
+                assert_abs(
+                    &format!("pool {:?} path {which}: output", (n, c, h, w)),
+                    &ours[0],
+                    &stock[0],
+                    0.0,
+                );
+                assert_abs(
+                    &format!("pool {:?} path {which}: grad", (n, c, h, w)),
+                    &ours[1],
+                    &stock[1],
+                    0.0,
+                );
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn blocked_layout_round_trips_with_gradients() {
-    let x =
-        Tensor::<4>::random([11, 3, 4, 5], Distribution::Normal(0.0, 1.0), &dev()).require_grad();
-    let b = ops::to_blocked(x.clone());
-    assert!(b.dims()[0] * b.dims()[4] >= 11);
-    let back = ops::from_blocked(b, 11);
-    assert_abs("round trip", &values(back.clone()), &values(x.clone()), 0.0);
-    let grads = (back * 3.0).sum().backward();
-    assert!(values(x.grad(&grads).unwrap()).iter().all(|&g| g == 3.0));
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let x = Tensor::<4>::random([11, 3, 4, 5], Distribution::Normal(0.0, 1.0), &dev())
+            .require_grad();
+        let b = ops::to_blocked(x.clone());
+        assert!(b.dims()[0] * b.dims()[4] >= 11);
+        // The block width is the forced path's: the op ran on this thread's choice.
+        assert_eq!(b.dims()[4], isa.lanes(), "block width on {isa}");
+        let back = ops::from_blocked(b, 11);
+        assert_abs("round trip", &values(back.clone()), &values(x.clone()), 0.0);
+        let grads = (back * 3.0).sum().backward();
+        assert!(values(x.grad(&grads).unwrap()).iter().all(|&g| g == 3.0));
+    });
 }
 
 /// The fused convolution + pooling + ReLU against the three separate ops, forward and
 /// gradients (blocked layout; odd sizes drop the last row/column as max_pool2d does).
 #[test]
 fn fused_conv_pool_relu_matches_separate_ops() {
-    let mut rng = Rng::new(19);
-    for (n, c, h, w, o, k) in [
-        (9, 1, 28, 28, 10, 5),
-        (16, 8, 11, 11, 10, 5),
-        (8, 10, 12, 12, 20, 5),
-        (3, 2, 12, 11, 7, 7),
-        (5, 3, 9, 10, 4, 3),
-    ] {
-        let x = random(&[n, c, h, w], &mut rng, -1.0, 1.0);
-        let wt = random(&[o, c, k, k], &mut rng, -0.5, 0.5);
-        let b = random(&[o], &mut rng, -0.5, 0.5);
-        // The convolution's output, halved (floor) by the pooling.
-        let (ho, wo) = (h - k + 1, w - k + 1);
-        let up = random(&[n, o, ho / 2, wo / 2], &mut rng, -1.0, 1.0);
-        let run = |fused: bool| {
-            let (xt, wtt, bt) = (
-                t::<4>(&x, DType::F32).require_grad(),
-                t::<4>(&wt, DType::F32).require_grad(),
-                t::<1>(&b, DType::F32).require_grad(),
-            );
-            let xb = ops::to_blocked(xt.clone());
-            let y = if fused {
-                ops::conv2d_pool_relu_blocked(xb, wtt.clone(), bt.clone())
-            } else {
-                ops::max_pool2x2_relu_blocked(ops::conv2d_blocked(xb, wtt.clone(), bt.clone()))
+    stn::ops::kernels::for_each_isa(|isa| {
+        eprintln!("path {isa}");
+        let mut rng = Rng::new(19);
+        for (n, c, h, w, o, k) in [
+            (9, 1, 28, 28, 10, 5),
+            (16, 8, 11, 11, 10, 5),
+            (8, 10, 12, 12, 20, 5),
+            (3, 2, 12, 11, 7, 7),
+            (5, 3, 9, 10, 4, 3),
+        ] {
+            let x = random(&[n, c, h, w], &mut rng, -1.0, 1.0);
+            let wt = random(&[o, c, k, k], &mut rng, -0.5, 0.5);
+            let b = random(&[o], &mut rng, -0.5, 0.5);
+            // The convolution's output, halved (floor) by the pooling.
+            let (ho, wo) = (h - k + 1, w - k + 1);
+            let up = random(&[n, o, ho / 2, wo / 2], &mut rng, -1.0, 1.0);
+            let run = |fused: bool| {
+                let (xt, wtt, bt) = (
+                    t::<4>(&x, DType::F32).require_grad(),
+                    t::<4>(&wt, DType::F32).require_grad(),
+                    t::<1>(&b, DType::F32).require_grad(),
+                );
+                let xb = ops::to_blocked(xt.clone());
+                let y = if fused {
+                    ops::conv2d_pool_relu_blocked(xb, wtt.clone(), bt.clone())
+                } else {
+                    ops::max_pool2x2_relu_blocked(ops::conv2d_blocked(xb, wtt.clone(), bt.clone()))
+                };
+                let y = ops::from_blocked(y, n);
+                let grads = (y.clone() * t::<4>(&up, DType::F32)).sum().backward();
+                [
+                    values(y),
+                    values(xt.grad(&grads).unwrap()),
+                    values(wtt.grad(&grads).unwrap()),
+                    values(bt.grad(&grads).unwrap()),
+                ]
             };
-            let y = ops::from_blocked(y, n);
-            let grads = (y.clone() * t::<4>(&up, DType::F32)).sum().backward();
-            [
-                values(y),
-                values(xt.grad(&grads).unwrap()),
-                values(wtt.grad(&grads).unwrap()),
-                values(bt.grad(&grads).unwrap()),
-            ]
-        };
-        let (a, b2) = (run(true), run(false));
-        for (i, name) in ["output", "grad x", "grad weight", "grad bias"]
-            .iter()
-            .enumerate()
-        {
-            assert_rel(
-                &format!("conv+pool {:?}: {name}", (n, c, h, w, o, k)),
-                &a[i],
-                &b2[i],
-                1e-6,
-            );
+            let (a, b2) = (run(true), run(false));
+            for (i, name) in ["output", "grad x", "grad weight", "grad bias"]
+                .iter()
+                .enumerate()
+            {
+                assert_rel(
+                    &format!("conv+pool {:?}: {name}", (n, c, h, w, o, k)),
+                    &a[i],
+                    &b2[i],
+                    1e-6,
+                );
+            }
         }
-    }
+    });
 }

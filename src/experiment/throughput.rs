@@ -30,8 +30,13 @@ pub struct BenchResult {
     pub images: usize,
     /// Peak resident memory of the process so far (VmHWM), if the OS reports it.
     pub peak_rss_bytes: Option<u64>,
-    /// Worker threads available.
+    /// Worker threads of the CPU kernels (rayon's global pool).
     pub threads: usize,
+    /// The kernel path that ran: "portable", "avx2", "avx512" or "neon".
+    pub kernel_path: &'static str,
+    /// CPU time (all threads, user + system) of the timed part, where the OS reports it: on a
+    /// machine shared with other work, wall time measures the neighbours as much as us.
+    pub cpu_seconds: Option<f64>,
 }
 
 impl std::fmt::Display for BenchResult {
@@ -39,15 +44,19 @@ impl std::fmt::Display for BenchResult {
         let rss = self
             .peak_rss_bytes
             .map_or("n/a".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
+        let cpu = self
+            .cpu_seconds
+            .map_or("n/a".into(), |c| format!("{c:.3} s"));
         write!(
             f,
-            "{}: {:.0} images/s ({} images in {:.3} s, {:.3} ms per 64; {} threads; peak RSS {rss})",
+            "{}: {:.0} images/s ({} images in {:.3} s, CPU {cpu}, {:.3} ms per 64; {} threads, {} kernels; peak RSS {rss})",
             self.name,
             self.images_per_second,
             self.images,
             self.seconds,
             64000.0 / self.images_per_second,
             self.threads,
+            self.kernel_path,
         )
     }
 }
@@ -60,14 +69,52 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn result(name: &str, images: usize, seconds: f64) -> BenchResult {
+/// CPU time of the process so far (all threads), where the OS reports it.
+pub fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec to write into.
+        let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } == 0;
+        ok.then_some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}
+
+/// Wall clock and CPU time since a start.
+struct Clock {
+    wall: Instant,
+    cpu: Option<f64>,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            wall: Instant::now(),
+            cpu: process_cpu_seconds(),
+        }
+    }
+    /// (wall seconds, CPU seconds) since the start.
+    fn elapsed(&self) -> (f64, Option<f64>) {
+        let cpu = self.cpu.zip(process_cpu_seconds()).map(|(a, b)| b - a);
+        (self.wall.elapsed().as_secs_f64(), cpu)
+    }
+}
+
+fn result(name: &str, images: usize, (seconds, cpu_seconds): (f64, Option<f64>)) -> BenchResult {
     BenchResult {
+        cpu_seconds,
         name: name.to_string(),
         images_per_second: images as f64 / seconds,
         seconds,
         images,
         peak_rss_bytes: peak_rss_bytes(),
         threads: rayon::current_num_threads(),
+        kernel_path: crate::ops::kernels::isa().name(),
     }
 }
 
@@ -100,13 +147,9 @@ pub fn train(
     let stop = AtomicBool::new(false);
     let (warm, timed) = order.split_at(warmup * batch_size);
     trainer.train_steps(&data.train, warm, &mut rng, &mut Silent, &stop)?;
-    let started = Instant::now();
+    let started = Clock::start();
     trainer.train_steps(&data.train, timed, &mut rng, &mut Silent, &stop)?;
-    Ok(result(
-        "train",
-        timed.len(),
-        started.elapsed().as_secs_f64(),
-    ))
+    Ok(result("train", timed.len(), started.elapsed()))
 }
 
 /// Evaluates the tutorial network on the whole test set (after one warm-up pass over
@@ -116,9 +159,9 @@ pub fn eval(data: &Dataset, batch_size: usize, device: &Device) -> BenchResult {
     let mut warm = data.test.clone();
     warm.truncate(batch_size.min(data.test.len()));
     evaluate(&net, &warm, batch_size);
-    let started = Instant::now();
+    let started = Clock::start();
     evaluate(&net, &data.test, batch_size);
-    result("eval", data.test.len(), started.elapsed().as_secs_f64())
+    result("eval", data.test.len(), started.elapsed())
 }
 
 /// affine_grid + bilinear grid_sample, forward and backward (gradients to the input and
@@ -146,7 +189,7 @@ pub fn ops(shape: [usize; 4], iterations: usize, fused: bool, device: &Device) -
     for _ in 0..iterations.div_ceil(10) {
         step();
     }
-    let started = Instant::now();
+    let started = Clock::start();
     for _ in 0..iterations {
         step();
     }
@@ -154,6 +197,6 @@ pub fn ops(shape: [usize; 4], iterations: usize, fused: bool, device: &Device) -
     result(
         &format!("{name} {n}x{c}x{h}x{w}"),
         n * iterations,
-        started.elapsed().as_secs_f64(),
+        started.elapsed(),
     )
 }

@@ -6,7 +6,7 @@ use super::{conv2d_pool_relu_blocked, from_blocked, to_blocked};
 
 /// A batch of multi-channel images on its way through convolutions and pooling.
 ///
-/// The CPU kernels vectorize over the batch (eight images side by side, see
+/// The CPU kernels vectorize over the batch (4 to 16 images side by side, see
 /// [`super::to_blocked`]); converting at every layer would cost more than some layers do. This
 /// type keeps the layout between layers and out of the networks' code: images go in with
 /// [`FeatureMaps::from_images`] and come out, `[N, C, H, W]`, with

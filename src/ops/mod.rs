@@ -130,7 +130,8 @@ pub trait StnBackend: Backend {
 
     /// NCHW [N, C, H, W] -> batch-blocked [ceil(N / b), C, H, W, b] (missing images of the
     /// last block are zeros). `block` 0 lets the backend choose the block size b its kernels
-    /// prefer (Flex with AVX2, f32: 8; otherwise 1, a free reshape).
+    /// prefer (Flex, f32: the lane count of the current kernel path, 16/8/4; otherwise 1, a
+    /// free reshape).
     #[fusion(default)]
     fn stn_to_blocked(x: FloatTensor<Self>, block: usize) -> FloatTensor<Self> {
         composite::to_blocked::<Self>(x, block.max(1))
@@ -307,7 +308,7 @@ fn check_conv(c: usize, h: usize, w: usize, weight: &Tensor<4>, bias: &Tensor<1>
 }
 
 /// relu(max_pool2d(conv2d(x, weight, bias), 2)) on a batch-blocked tensor, fused: the
-/// convolution's output is never stored (on the Flex CPU backend with AVX2).
+/// convolution's output is never stored (on the Flex CPU backend).
 pub fn conv2d_pool_relu_blocked(x: Tensor<5>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<5> {
     let [_, c, h, w, _] = x.dims();
     check_conv(c, h, w, &weight, &bias);
@@ -330,8 +331,9 @@ pub fn max_pool2x2_relu_blocked(x: Tensor<5>) -> Tensor<5> {
 }
 
 /// Rearranges images [N, C, H, W] into the batch-blocked layout [ceil(N / b), C, H, W, b]
-/// that the backend's convolution kernels prefer (b = 8 on the Flex CPU backend for f32 with
-/// AVX2: eight images per vector; b = 1, a free reshape, elsewhere). Differentiable.
+/// that the backend's convolution kernels prefer (on the Flex CPU backend for f32, b is the
+/// current kernel path's lane count: 16 with AVX-512, 8 with AVX2, 4 with NEON or the portable
+/// path, one image per lane; b = 1, a free reshape, elsewhere). Differentiable.
 pub fn to_blocked(x: Tensor<4>) -> Tensor<5> {
     Tensor::from_dispatch(Dispatch::stn_to_blocked(x.into_dispatch(), 0))
 }

@@ -1,35 +1,37 @@
-//! AVX2 + FMA convolution kernels for the batch-blocked layout
-//! [N / 8, C, H, W, 8]: eight images side by side in every vector.
+//! Convolution kernels for the batch-blocked layout [N / L, C, H, W, L]: L images side by side
+//! in every vector, L the lane count of the path ([`Isa::lanes`]: 16 on AVX-512, 8 on AVX2,
+//! 4 on NEON and the portable path). One source for every path ([`crate::simd`]).
 //!
 //! Spatial-transformer networks run small images with few channels, where vectorizing over
 //! pixels wastes lanes at every row end and over channels wastes lanes on 8- or 10-channel
 //! layers. Vectorizing over the batch wastes nothing, needs no padding for alignment, and
 //! keeps every load aligned; conversions happen only at the ends of a convolution stack.
 //!
-//! - forward: register tiles of up to 5 output channels x 2 output pixels (10 accumulators of
-//!   8 images), streaming the kernel taps: per tap, 2 loads, 5 weight broadcasts and 10 FMAs;
+//! - forward: register tiles of up to 5 output channels x 2 output pixels (16 registers) or
+//!   x 4 pixels (32 registers), streaming the kernel taps: per tap, one load per pixel, one
+//!   weight broadcast per channel and one FMA per accumulator;
 //! - input gradient: the forward kernel over the output gradient zero-padded by k - 1, with the
 //!   kernel rotated by 180 degrees and its channel axes swapped; rows of taps that only meet
 //!   padding are skipped;
 //! - weight gradient: per (output channels, input channel, kernel row) the products are summed
 //!   over blocks, rows and pixels in a fixed order (deterministic for any thread count), then
-//!   over the 8 lanes.
-
-use std::arch::x86_64::*;
+//!   over the lanes.
 
 use rayon::prelude::*;
 
-/// Images per block (the lanes of an AVX2 f32 vector).
-pub const LANES: usize = 8;
+use crate::dispatch;
+use crate::simd::{Isa, Simd};
 
 /// Largest kernel side the weight-gradient kernel is specialized for.
 pub const MAX_K: usize = 7;
 
-/// Geometry of a valid, stride-1 convolution on blocked tensors: input [nb, c, h, w, 8],
-/// kernel [o, c, k, k].
+/// Geometry of a valid, stride-1 convolution on blocked tensors of path `isa`: input
+/// [nb, c, h, w, lanes], kernel [o, c, k, k].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {
-    /// Blocks of 8 images.
+    /// The path the kernels run; its lane count is the block width.
+    pub isa: Isa,
+    /// Blocks of `isa.lanes()` images.
     pub nb: usize,
     /// Input channels.
     pub c: usize,
@@ -52,75 +54,111 @@ impl ConvShape {
     pub fn wo(&self) -> usize {
         self.w + 1 - self.k
     }
-    /// Whether the kernels handle this shape.
+    /// Images per block.
+    pub fn lanes(&self) -> usize {
+        self.isa.lanes()
+    }
+    /// Whether the kernels handle this shape (and this CPU the path).
     pub fn supported(&self) -> bool {
         (1..=MAX_K).contains(&self.k)
             && self.h >= self.k
             && self.w >= self.k
             && self.c > 0
             && self.o > 0
+            && self.isa.supported()
     }
 }
 
-/// One block's valid correlation: out[o][y][x] = bias[o] + sum_{c,ky,kx} wgt[o][c][ky][kx] *
-/// inp[c][y + ky + top][x + kx], for output rows `y` in 0..ho, where input rows outside
-/// 0..ih read as zero (their taps are skipped). `inp` is [c, ih, iw, 8], `out` [o, ho, wo, 8].
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn correlate_block(
-    inp: &[f32],
+/// Sizes of one block's correlation (see [`correlate_block`]).
+#[derive(Clone, Copy)]
+struct Geometry {
     c: usize,
     ih: usize,
     iw: usize,
     top: isize,
-    wgt: &[f32],
-    bias: Option<&[f32]>,
+    /// The input columns that hold data; the others are zero padding, whose taps are skipped.
+    cols: (usize, usize),
     o: usize,
     k: usize,
     ho: usize,
     wo: usize,
+}
+
+/// One block's valid correlation: out[o][y][x] = bias[o] + sum_{c,ky,kx} wgt[o][c][ky][kx] *
+/// inp[c][y + ky + top][x + kx], for output rows `y` in 0..ho, where input rows outside
+/// 0..ih read as zero (their taps are skipped, as are those of a tile's pixels that all fall on
+/// zero columns outside `cols`). `inp` is [c, ih, iw, L], `out` [o, ho, wo, L].
+#[inline(always)]
+fn correlate_block<S: Simd>(
+    inp: &[f32],
+    g: Geometry,
+    wgt: &[f32],
+    bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    assert!(inp.len() >= c * ih * iw * LANES && out.len() >= o * ho * wo * LANES);
-    assert!(wgt.len() >= o * c * k * k && wo + k - 1 <= iw);
-    let geo = TileGeometry {
-        c,
-        ih,
-        iw,
-        top,
-        k,
-        ho,
-        wo,
-    };
-    for y in 0..ho {
+    let l = S::LANES;
+    assert!(inp.len() >= g.c * g.ih * g.iw * l && out.len() >= g.o * g.ho * g.wo * l);
+    assert!(wgt.len() >= g.o * g.c * g.k * g.k && g.wo + g.k - 1 <= g.iw);
+    if let Some(b) = bias {
+        assert!(b.len() >= g.o);
+    }
+    // Output channels per tile: 5 when they divide evenly (10, 20, ...), else 4; pixels per
+    // tile: 2 with 16 registers, 4 with 32 (at most 20 accumulators, leaving registers for
+    // the loads and the broadcast).
+    let block = if g.o.is_multiple_of(5) { 5 } else { 4 };
+    let pixels = if S::REGISTERS >= 32 { 4 } else { 2 };
+    for y in 0..g.ho {
         // Kernel rows whose input row exists.
-        let first = y as isize + top;
-        let ky_lo = (-first).max(0) as usize;
-        let ky_hi = ((ih as isize - first).min(k as isize)).max(0) as usize;
-        // Output channels per tile: 5 when they divide evenly (10, 20, ...), else 4; with 2
-        // pixels that is at most 10 accumulators, which leaves registers for the loads.
-        let block = if o.is_multiple_of(5) { 5 } else { 4 };
+        let first = y as isize + g.top;
+        let ky = (
+            (-first).max(0) as usize,
+            ((g.ih as isize - first).min(g.k as isize)).max(0) as usize,
+        );
         let mut ob = 0;
-        while ob < o {
-            let nb = (o - ob).min(block);
+        while ob < g.o {
+            let nb = (g.o - ob).min(block);
             let mut x = 0;
-            while x < wo {
-                let np = (wo - x).min(2);
-                // SAFETY: bounds asserted above; features enabled on this function.
-                unsafe {
-                    match (nb, np) {
-                        (5, 2) => tile::<5, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (5, _) => tile::<5, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (4, 2) => tile::<4, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (4, _) => tile::<4, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (3, 2) => tile::<3, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (3, _) => tile::<3, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (2, 2) => tile::<2, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (2, _) => tile::<2, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (_, 2) => tile::<1, 2>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                        (_, _) => tile::<1, 1>(inp, &geo, wgt, bias, ob, y, x, ky_lo, ky_hi, out),
-                    }
+            while x < g.wo {
+                let np = (g.wo - x).min(pixels);
+                // Kernel columns that meet data for at least one pixel of the tile.
+                let kx = (
+                    g.cols.0.saturating_sub(x + np - 1),
+                    g.k.min(g.cols.1.saturating_sub(x)),
+                );
+                let at = Tile { ob, y, x, ky, kx };
+                macro_rules! tiles {
+                    ($(($b:literal, $p:literal)),*) => {
+                        match (nb, np) {
+                            $(($b, $p) => tile::<S, $b, $p>(inp, &g, wgt, bias, at, out),)*
+                            _ => unreachable!("tile sizes are 1..=5 x 1..=4"),
+                        }
+                    };
                 }
+                // SAFETY: bounds asserted above.
+                unsafe {
+                    tiles!(
+                        (5, 4),
+                        (5, 3),
+                        (5, 2),
+                        (5, 1),
+                        (4, 4),
+                        (4, 3),
+                        (4, 2),
+                        (4, 1),
+                        (3, 4),
+                        (3, 3),
+                        (3, 2),
+                        (3, 1),
+                        (2, 4),
+                        (2, 3),
+                        (2, 2),
+                        (2, 1),
+                        (1, 4),
+                        (1, 3),
+                        (1, 2),
+                        (1, 1)
+                    )
+                };
                 x += np;
             }
             ob += nb;
@@ -128,109 +166,99 @@ fn correlate_block(
     }
 }
 
-struct TileGeometry {
-    c: usize,
-    ih: usize,
-    iw: usize,
-    top: isize,
-    k: usize,
-    ho: usize,
-    wo: usize,
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<const NB: usize, const NP: usize>(
-    inp: &[f32],
-    g: &TileGeometry,
-    wgt: &[f32],
-    bias: Option<&[f32]>,
+/// Where a register tile sits: first output channel, output row and column, and the kernel
+/// rows that meet the input.
+#[derive(Clone, Copy)]
+struct Tile {
     ob: usize,
     y: usize,
     x: usize,
-    ky_lo: usize,
-    ky_hi: usize,
+    ky: (usize, usize),
+    kx: (usize, usize),
+}
+
+/// NB output channels x NP output pixels of one row, accumulated in registers.
+#[inline(always)]
+unsafe fn tile<S: Simd, const NB: usize, const NP: usize>(
+    inp: &[f32],
+    g: &Geometry,
+    wgt: &[f32],
+    bias: Option<&[f32]>,
+    t: Tile,
     out: &mut [f32],
 ) {
+    let l = S::LANES;
+    let (k, kk) = (g.k, g.k * g.k);
+    let wstride = g.c * kk;
+    let mut acc = [[S::zero(); NP]; NB];
+    // SAFETY: the caller asserted the slices' lengths against the geometry; every offset below
+    // stays inside them.
     unsafe {
-        let (k, kk) = (g.k, g.k * g.k);
-        let wstride = g.c * kk;
-        let mut acc = [[_mm256_setzero_ps(); NP]; NB];
         let ip = inp.as_ptr();
-        let wp = wgt.as_ptr().add(ob * wstride);
+        let wp = wgt.as_ptr().add(t.ob * wstride);
         for ci in 0..g.c {
-            for ky in ky_lo..ky_hi {
-                let row = (y as isize + g.top + ky as isize) as usize;
-                let base = ip.add(((ci * g.ih + row) * g.iw + x) * LANES);
+            for ky in t.ky.0..t.ky.1 {
+                let row = (t.y as isize + g.top + ky as isize) as usize;
+                let base = ip.add(((ci * g.ih + row) * g.iw + t.x) * l);
                 let wrow = wp.add(ci * kk + ky * k);
-                for kx in 0..k {
-                    let mut v = [_mm256_setzero_ps(); NP];
+                for kx in t.kx.0..t.kx.1 {
+                    let mut v = [S::zero(); NP];
                     for p in 0..NP {
-                        v[p] = _mm256_loadu_ps(base.add((kx + p) * LANES));
+                        v[p] = S::load(base.add((kx + p) * l));
                     }
                     for b in 0..NB {
-                        let wv = _mm256_broadcast_ss(&*wrow.add(b * wstride + kx));
+                        let wv = S::splat(*wrow.add(b * wstride + kx));
                         for p in 0..NP {
-                            acc[b][p] = _mm256_fmadd_ps(wv, v[p], acc[b][p]);
+                            acc[b][p] = S::mul_add(wv, v[p], acc[b][p]);
                         }
                     }
                 }
             }
         }
         for b in 0..NB {
-            let bv = _mm256_set1_ps(bias.map_or(0.0, |bs| bs[ob + b]));
+            let bv = S::splat(bias.map_or(0.0, |bs| bs[t.ob + b]));
             let dst = out
                 .as_mut_ptr()
-                .add((((ob + b) * g.ho + y) * g.wo + x) * LANES);
+                .add((((t.ob + b) * g.ho + t.y) * g.wo + t.x) * l);
             for p in 0..NP {
-                _mm256_storeu_ps(dst.add(p * LANES), _mm256_add_ps(acc[b][p], bv));
+                S::store(dst.add(p * l), S::add(acc[b][p], bv));
             }
         }
     }
 }
 
-/// y = conv(x, w) + b on blocked tensors, parallel over blocks. `x` [nb, c, h, w, 8],
-/// `y` [nb, o, ho, wo, 8].
-///
-/// # Safety
-/// AVX2 and FMA must be available.
-pub unsafe fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvShape) {
-    assert!(s.supported());
-    let (ho, wo) = (s.ho(), s.wo());
-    let (img_in, img_out) = (s.c * s.h * s.w * LANES, s.o * ho * wo * LANES);
+/// y = conv(x, w) + b on blocked tensors, parallel over blocks. `x` [nb, c, h, w, L],
+/// `y` [nb, o, ho, wo, L].
+pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvShape) {
+    assert!(s.supported(), "conv2d: unsupported shape or path {s:?}");
+    let (ho, wo, l) = (s.ho(), s.wo(), s.lanes());
+    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
     assert_eq!(x.len(), s.nb * img_in, "conv2d: input length");
     assert_eq!(w.len(), s.o * s.c * s.k * s.k, "conv2d: weight length");
     assert_eq!(y.len(), s.nb * img_out, "conv2d: output length");
     if let Some(b) = b {
         assert_eq!(b.len(), s.o, "conv2d: bias length");
     }
+    let g = Geometry {
+        c: s.c,
+        ih: s.h,
+        iw: s.w,
+        top: 0,
+        cols: (0, s.w),
+        o: s.o,
+        k: s.k,
+        ho,
+        wo,
+    };
     y.par_chunks_mut(img_out).enumerate().for_each(|(n, out)| {
-        // SAFETY: the caller guarantees the CPU features.
-        unsafe {
-            correlate_block(
-                &x[n * img_in..(n + 1) * img_in],
-                s.c,
-                s.h,
-                s.w,
-                0,
-                w,
-                b,
-                s.o,
-                s.k,
-                ho,
-                wo,
-                out,
-            )
-        };
+        let inp = &x[n * img_in..(n + 1) * img_in];
+        dispatch!(s.isa, correlate_block(inp, g, w, b, out));
     });
 }
 
-/// Gradients of [`forward`]: `dx` (when given, [nb, c, h, w, 8]), `dw` [o, c, k, k] and
+/// Gradients of [`forward`]: `dx` (when given, [nb, c, h, w, L]), `dw` [o, c, k, k] and
 /// `db` [o], all overwritten.
-///
-/// # Safety
-/// AVX2 and FMA must be available.
-pub unsafe fn backward(
+pub fn backward(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
@@ -239,28 +267,31 @@ pub unsafe fn backward(
     db: &mut [f32],
     s: ConvShape,
 ) {
-    assert!(s.supported());
-    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
-    let (img_in, img_out) = (s.c * s.h * s.w * LANES, s.o * ho * wo * LANES);
+    assert!(
+        s.supported(),
+        "conv2d backward: unsupported shape or path {s:?}"
+    );
+    let (ho, wo, k, l) = (s.ho(), s.wo(), s.k, s.lanes());
+    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
     assert_eq!(x.len(), s.nb * img_in, "conv2d backward: input length");
     assert_eq!(w.len(), s.o * s.c * k * k, "conv2d backward: weight length");
     assert_eq!(dy.len(), s.nb * img_out, "conv2d backward: grad length");
     assert_eq!(dw.len(), w.len(), "conv2d backward: weight grad length");
     assert_eq!(db.len(), s.o, "conv2d backward: bias grad length");
 
-    // SAFETY (all blocks below): the caller guarantees the CPU features.
-    unsafe { bias_grad(dy, s.nb, s.o, ho * wo, db) };
+    dispatch!(s.isa, bias_grad(dy, s.nb, s.o, ho * wo, db));
 
     let kk = k * k;
-    let pairs = s.o.div_ceil(2);
-    let parts: Vec<(usize, usize, Vec<f32>)> = (0..pairs * s.c)
+    let group = dispatch!(s.isa, wgrad_group(k)).min(s.o);
+    let groups = s.o.div_ceil(group);
+    let parts: Vec<(usize, usize, Vec<f32>)> = (0..groups * s.c)
         .into_par_iter()
         .map(|task| {
-            let (pair, ci) = (task / s.c, task % s.c);
-            let o0 = pair * 2;
-            let nbo = (s.o - o0).min(2);
+            let (gi, ci) = (task / s.c, task % s.c);
+            let o0 = gi * group;
+            let nbo = (s.o - o0).min(group);
             let mut out = vec![0.0f32; nbo * kk];
-            unsafe { wgrad_dispatch(x, dy, &s, ci, o0, nbo, &mut out) };
+            dispatch!(s.isa, wgrad_dispatch(x, dy, &s, ci, o0, nbo, &mut out));
             (o0, ci, out)
         })
         .collect();
@@ -288,53 +319,56 @@ pub unsafe fn backward(
         // Columns are zero-padded by k - 1 on both sides; rows are not: the kernel skips taps
         // on rows outside the gradient (top = -(k - 1)).
         let pw = wo + 2 * (k - 1);
+        let g = Geometry {
+            c: s.o,
+            ih: ho,
+            iw: pw,
+            top: -(k as isize - 1),
+            cols: (k - 1, k - 1 + wo),
+            o: s.c,
+            k,
+            ho: s.h,
+            wo: s.w,
+        };
         dx.par_chunks_mut(img_in).enumerate().for_each(|(n, out)| {
-            let g = &dy[n * img_out..(n + 1) * img_out];
-            let mut padded = vec![0.0f32; s.o * ho * pw * LANES];
+            let grad = &dy[n * img_out..(n + 1) * img_out];
+            let mut padded = vec![0.0f32; s.o * ho * pw * l];
             for p in 0..s.o * ho {
-                let src = &g[p * wo * LANES..(p + 1) * wo * LANES];
-                let d = (p * pw + k - 1) * LANES;
-                padded[d..d + wo * LANES].copy_from_slice(src);
+                let src = &grad[p * wo * l..(p + 1) * wo * l];
+                let d = (p * pw + k - 1) * l;
+                padded[d..d + wo * l].copy_from_slice(src);
             }
-            unsafe {
-                correlate_block(
-                    &padded,
-                    s.o,
-                    ho,
-                    pw,
-                    -(k as isize - 1),
-                    &wr,
-                    None,
-                    s.c,
-                    k,
-                    s.h,
-                    s.w,
-                    out,
-                )
-            };
+            dispatch!(s.isa, correlate_block(&padded, g, &wr, None, out));
         });
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
-fn bias_grad(dy: &[f32], nb: usize, o: usize, plane: usize, db: &mut [f32]) {
+#[inline(always)]
+fn bias_grad<S: Simd>(dy: &[f32], nb: usize, o: usize, plane: usize, db: &mut [f32]) {
+    let l = S::LANES;
+    assert!(dy.len() >= nb * o * plane * l && db.len() >= o);
     for (oc, g) in db.iter_mut().enumerate() {
-        let mut acc = _mm256_setzero_ps();
+        let mut acc = S::zero();
         for n in 0..nb {
-            let base = (n * o + oc) * plane * LANES;
+            let base = (n * o + oc) * plane * l;
             for p in 0..plane {
-                // SAFETY: in bounds by construction of the offsets.
-                acc = _mm256_add_ps(acc, unsafe {
-                    _mm256_loadu_ps(dy.as_ptr().add(base + p * LANES))
-                });
+                // SAFETY: in bounds by the assertion above.
+                acc = S::add(acc, unsafe { S::load(dy.as_ptr().add(base + p * l)) });
             }
         }
-        *g = hsum(acc);
+        *g = S::hsum(acc);
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
-fn wgrad_dispatch(
+/// Output channels per weight-gradient task: as many as keep K accumulators each, their
+/// gradient vectors and an input vector in registers (at most 4).
+#[inline(always)]
+fn wgrad_group<S: Simd>(k: usize) -> usize {
+    ((S::REGISTERS - 2) / (k + 1)).clamp(1, 4)
+}
+
+#[inline(always)]
+fn wgrad_dispatch<S: Simd>(
     x: &[f32],
     dy: &[f32],
     s: &ConvShape,
@@ -343,22 +377,30 @@ fn wgrad_dispatch(
     nbo: usize,
     out: &mut [f32],
 ) {
-    macro_rules! for_kernel_sides {
+    macro_rules! sides {
         ($($kv:literal),*) => {
             match (nbo, s.k) {
-                $((2, $kv) => wgrad::<2, $kv>(x, dy, s, ci, o0, out),)*
-                $((_, $kv) => wgrad::<1, $kv>(x, dy, s, ci, o0, out),)*
+                $((4, $kv) => wgrad::<S, 4, $kv>(x, dy, s, ci, o0, out),)*
+                $((3, $kv) => wgrad::<S, 3, $kv>(x, dy, s, ci, o0, out),)*
+                $((2, $kv) => wgrad::<S, 2, $kv>(x, dy, s, ci, o0, out),)*
+                $((_, $kv) => {
+                    // One channel at a time for the rest (never more than the group).
+                    for b in 0..nbo {
+                        let kk = $kv * $kv;
+                        wgrad::<S, 1, $kv>(x, dy, s, ci, o0 + b, &mut out[b * kk..(b + 1) * kk]);
+                    }
+                })*
                 _ => unreachable!("kernel side checked by ConvShape::supported"),
             }
         };
     }
-    for_kernel_sides!(1, 2, 3, 4, 5, 6, 7)
+    sides!(1, 2, 3, 4, 5, 6, 7)
 }
 
 /// dw[o0 + b][ci][ky][kx] for b < NB: products of the output gradient and the shifted input,
 /// summed over blocks, rows and pixels (in that order), then over lanes.
 #[inline(always)]
-fn wgrad<const NB: usize, const K: usize>(
+fn wgrad<S: Simd, const NB: usize, const K: usize>(
     x: &[f32],
     dy: &[f32],
     s: &ConvShape,
@@ -366,35 +408,29 @@ fn wgrad<const NB: usize, const K: usize>(
     o0: usize,
     out: &mut [f32],
 ) {
-    // Large kernels keep one output channel per pass to stay within 16 registers.
-    if NB == 2 && K > 5 {
-        let (a, b) = out.split_at_mut(K * K);
-        wgrad::<1, K>(x, dy, s, ci, o0, a);
-        wgrad::<1, K>(x, dy, s, ci, o0 + 1, b);
-        return;
-    }
-    let (ho, wo) = (s.ho(), s.wo());
-    let (img_in, img_out) = (s.c * s.h * s.w * LANES, s.o * ho * wo * LANES);
-    // SAFETY: offsets stay within the blocks checked by the caller; features are enabled on
-    // the caller (this function is always inlined into it).
+    let (ho, wo, l) = (s.ho(), s.wo(), S::LANES);
+    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
+    assert!(x.len() >= s.nb * img_in && dy.len() >= s.nb * img_out);
+    assert!(o0 + NB <= s.o && ci < s.c && K == s.k && out.len() >= NB * K * K);
+    // SAFETY: offsets stay within the lengths asserted above.
     unsafe {
         for ky in 0..K {
-            let mut acc = [[_mm256_setzero_ps(); K]; NB];
+            let mut acc = [[S::zero(); K]; NB];
             for n in 0..s.nb {
-                let xb = x.as_ptr().add(n * img_in + (ci * s.h + ky) * s.w * LANES);
-                let gb = dy.as_ptr().add(n * img_out + o0 * ho * wo * LANES);
+                let xb = x.as_ptr().add(n * img_in + (ci * s.h + ky) * s.w * l);
+                let gb = dy.as_ptr().add(n * img_out + o0 * ho * wo * l);
                 for y in 0..ho {
-                    let xr = xb.add(y * s.w * LANES);
-                    let gr = gb.add(y * wo * LANES);
+                    let xr = xb.add(y * s.w * l);
+                    let gr = gb.add(y * wo * l);
                     for xx in 0..wo {
-                        let mut g = [_mm256_setzero_ps(); NB];
+                        let mut g = [S::zero(); NB];
                         for b in 0..NB {
-                            g[b] = _mm256_loadu_ps(gr.add((b * ho * wo + xx) * LANES));
+                            g[b] = S::load(gr.add((b * ho * wo + xx) * l));
                         }
                         for kx in 0..K {
-                            let v = _mm256_loadu_ps(xr.add((xx + kx) * LANES));
+                            let v = S::load(xr.add((xx + kx) * l));
                             for b in 0..NB {
-                                acc[b][kx] = _mm256_fmadd_ps(g[b], v, acc[b][kx]);
+                                acc[b][kx] = S::mul_add(g[b], v, acc[b][kx]);
                             }
                         }
                     }
@@ -402,22 +438,9 @@ fn wgrad<const NB: usize, const K: usize>(
             }
             for b in 0..NB {
                 for kx in 0..K {
-                    out[b * K * K + ky * K + kx] = hsum(acc[b][kx]);
+                    out[b * K * K + ky * K + kx] = S::hsum(acc[b][kx]);
                 }
             }
         }
-    }
-}
-
-#[inline(always)]
-fn hsum(v: __m256) -> f32 {
-    // SAFETY: SSE/AVX are available wherever this module's kernels run.
-    unsafe {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps::<1>(v);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
-        _mm_cvtss_f32(s)
     }
 }

@@ -4,7 +4,8 @@
 //! Each batch item is independent and written by exactly one thread, so results do not depend
 //! on scheduling: the same inputs give bit-identical outputs and gradients. Every
 //! (padding, align_corners) pair is a separate monomorphized loop; f32 bilinear sampling with
-//! zeros or border padding runs eight pixels at a time with AVX2 when the CPU has it.
+//! zeros or border padding runs a vector of pixels at a time (`sample_simd.rs`) on the path
+//! chosen at the call ([`crate::simd::isa`]).
 
 use std::any::TypeId;
 
@@ -15,7 +16,12 @@ use super::sample_scalar::{
     AffineCoords, BORDER, CoordGrads, Coords, GridCoords, GridGrads, NoGrads, REFLECTION,
     ThetaGrads, ZEROS, backward_item, forward_item,
 };
+use super::sample_simd::{
+    VecCoords, VecGrads, backward_item as vec_backward, forward_item as vec_forward,
+};
 use super::{Real, with_simd};
+use crate::dispatch;
+use crate::simd::{Isa, isa};
 use crate::{Interpolation, Padding, SampleOptions};
 
 /// Sizes of one grid-sample call: input [n, c, h_in, w_in], grid [n, h_out, w_out, 2].
@@ -65,20 +71,9 @@ fn is_f32<T: 'static>() -> bool {
     TypeId::of::<T>() == TypeId::of::<f32>()
 }
 
-/// Whether the AVX2 path applies (f32 bilinear, zeros or border padding, CPU support).
+/// Whether the vector sampler applies (f32 bilinear, zeros or border padding).
 fn vector_path<T: 'static>(o: &SampleOptions) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_f32::<T>()
-            && o.mode == Interpolation::Bilinear
-            && o.padding != Padding::Reflection
-            && super::has_avx2()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = o;
-        false
-    }
+    is_f32::<T>() && o.mode == Interpolation::Bilinear && o.padding != Padding::Reflection
 }
 
 /// Per-pixel base coordinates (x, y) of an h x w output, for the affine sampler.
@@ -114,45 +109,40 @@ pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, 
         s,
         o,
         |n| GridCoords(item(n)),
-        #[cfg(target_arch = "x86_64")]
-        |n| super::sample_avx2::VecCoords::Grid(bytemuck::cast_slice(item(n))),
+        |n| VecCoords::Grid(bytemuck::cast_slice(item(n))),
     );
 }
 
 /// The forward pass over the batch, parallel over items: item `n` samples at `coords(n)`,
-/// given for the AVX2 path as `lanes(n)` too (used only when T is f32).
+/// given for the vector sampler as `lanes(n)` too (used only when T is f32).
 fn forward_batch<'a, T: Real, C: Coords<T>>(
     input: &[T],
     out: &mut [T],
     s: SampleShape,
     o: SampleOptions,
     coords: impl Fn(usize) -> C + Sync,
-    #[cfg(target_arch = "x86_64")] lanes: impl Fn(usize) -> super::sample_avx2::VecCoords<'a> + Sync,
+    lanes: impl Fn(usize) -> VecCoords<'a> + Sync,
 ) {
     if s.output_len() == 0 {
         return;
     }
+    let isa = isa();
     out.par_chunks_mut(s.output_len())
         .enumerate()
         .for_each(|(n, out)| {
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let mut start = 0;
-            #[cfg(target_arch = "x86_64")]
             if vector_path::<T>(&o) {
-                // SAFETY: vector_path checked the CPU features; T is f32.
-                start = unsafe {
-                    super::sample_avx2::forward_item(
-                        bytemuck::cast_slice(input),
-                        &lanes(n),
-                        bytemuck::cast_slice_mut(out),
-                        &s,
-                        o.padding == Padding::Border,
-                        o.align_corners,
-                    )
-                };
+                let (input, out) = (bytemuck::cast_slice(input), bytemuck::cast_slice_mut(out));
+                let (lanes, border) = (lanes(n), o.padding == Padding::Border);
+                start = dispatch!(
+                    isa,
+                    vec_forward(input, &lanes, out, &s, border, o.align_corners)
+                );
             }
             let coords = coords(n);
             with_simd(
+                isa,
                 #[inline(always)]
                 || {
                     monomorphize!(
@@ -185,6 +175,7 @@ pub fn backward<T: Real>(
     );
     let mut gin = per_item(grad_input, s.input_len(), s.n);
     let mut ggrid = per_item(grad_grid, gl, s.n);
+    let isa = isa();
     gin.par_iter_mut()
         .zip(ggrid.par_iter_mut())
         .enumerate()
@@ -196,28 +187,19 @@ pub fn backward<T: Real>(
             let grid = &grid[n * gl..(n + 1) * gl];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
             let mut start = 0;
-            #[cfg(target_arch = "x86_64")]
             if vector_path::<T>(&o) {
-                use super::sample_avx2::{VecCoords, VecGrads, backward_item};
                 let v = VecCoords::Grid(bytemuck::cast_slice(grid));
                 let mut g = match ggrid.as_deref_mut() {
                     Some(gg) => VecGrads::Grid(bytemuck::cast_slice_mut(gg)),
                     None => VecGrads::None,
                 };
                 let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);
-                // SAFETY: vector_path checked the CPU features; T is f32.
-                start = unsafe {
-                    backward_item(
-                        bytemuck::cast_slice(input),
-                        &v,
-                        bytemuck::cast_slice(gout),
-                        gin32,
-                        &mut g,
-                        &s,
-                        o.padding == Padding::Border,
-                        o.align_corners,
-                    )
-                };
+                let (input, gout) = (bytemuck::cast_slice(input), bytemuck::cast_slice(gout));
+                let border = o.padding == Padding::Border;
+                (start, _) = dispatch!(
+                    isa,
+                    vec_backward(input, &v, gout, gin32, &mut g, &s, border, o.align_corners)
+                );
             }
             let coords = GridCoords(grid);
             let range = start..s.plane_out();
@@ -225,15 +207,16 @@ pub fn backward<T: Real>(
             match ggrid.as_deref_mut() {
                 Some(gg) => {
                     let mut sink = GridGrads(gg);
-                    scalar_backward(o, input, &coords, gout, gin, &mut sink, &s, range)
+                    scalar_backward(isa, o, input, &coords, gout, gin, &mut sink, &s, range)
                 }
-                None => scalar_backward(o, input, &coords, gout, gin, &mut NoGrads, &s, range),
+                None => scalar_backward(isa, o, input, &coords, gout, gin, &mut NoGrads, &s, range),
             }
         });
 }
 
 #[allow(clippy::too_many_arguments)]
 fn scalar_backward<T: Real, C: Coords<T>, G: CoordGrads<T>>(
+    isa: Isa,
     o: SampleOptions,
     input: &[T],
     coords: &C,
@@ -244,6 +227,7 @@ fn scalar_backward<T: Real, C: Coords<T>, G: CoordGrads<T>>(
     range: core::ops::Range<usize>,
 ) {
     with_simd(
+        isa,
         #[inline(always)]
         || {
             monomorphize!(
@@ -292,8 +276,7 @@ pub fn affine_forward<T: Real>(
             bx: &bx,
             by: &by,
         },
-        #[cfg(target_arch = "x86_64")]
-        |n| super::sample_avx2::VecCoords::Affine {
+        |n| VecCoords::Affine {
             theta: th(n).map(|t| t.f64() as f32),
             bx: bytemuck::cast_slice(&bx),
             by: bytemuck::cast_slice(&by),
@@ -327,6 +310,7 @@ pub fn affine_backward<T: Real>(
     );
     let (bx, by) = base_planes::<T>(s.h_out, s.w_out, o.align_corners);
     let mut gin = per_item(grad_input, s.input_len(), s.n);
+    let isa = isa();
     gin.par_iter_mut()
         .zip(grad_theta.par_chunks_mut(6))
         .enumerate()
@@ -339,9 +323,7 @@ pub fn affine_backward<T: Real>(
             let t: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);
             let mut start = 0;
             let mut acc = [T::zero(); 6];
-            #[cfg(target_arch = "x86_64")]
             if vector_path::<T>(&o) {
-                use super::sample_avx2::{VecCoords, VecGrads, backward_item, finish};
                 let bx32: &[f32] = bytemuck::cast_slice(&bx);
                 let by32: &[f32] = bytemuck::cast_slice(&by);
                 let v = VecCoords::Affine {
@@ -349,26 +331,16 @@ pub fn affine_backward<T: Real>(
                     bx: bx32,
                     by: by32,
                 };
-                // SAFETY: vector_path checked the CPU features; T is f32.
-                unsafe {
-                    let mut g = VecGrads::Theta {
-                        lanes: [std::arch::x86_64::_mm256_setzero_ps(); 6],
-                        bx: bx32,
-                        by: by32,
-                    };
-                    let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);
-                    start = backward_item(
-                        bytemuck::cast_slice(input),
-                        &v,
-                        bytemuck::cast_slice(gout),
-                        gin32,
-                        &mut g,
-                        &s,
-                        o.padding == Padding::Border,
-                        o.align_corners,
-                    );
-                    acc = finish(&g).map(|v| T::constant(v as f64));
-                }
+                let mut g = VecGrads::Theta { bx: bx32, by: by32 };
+                let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);
+                let (input, gout) = (bytemuck::cast_slice(input), bytemuck::cast_slice(gout));
+                let border = o.padding == Padding::Border;
+                let sums;
+                (start, sums) = dispatch!(
+                    isa,
+                    vec_backward(input, &v, gout, gin32, &mut g, &s, border, o.align_corners)
+                );
+                acc = sums.map(|v| T::constant(v as f64));
             }
             let coords = AffineCoords {
                 theta: t,
@@ -381,6 +353,7 @@ pub fn affine_backward<T: Real>(
                 by: &by,
             };
             scalar_backward(
+                isa,
                 o,
                 input,
                 &coords,

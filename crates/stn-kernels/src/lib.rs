@@ -9,18 +9,17 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod affine_grid;
-#[cfg(target_arch = "x86_64")]
 pub mod conv_blocked;
-#[cfg(target_arch = "x86_64")]
 pub mod conv_pool_blocked;
 pub mod coords;
 pub mod grid_sample;
 pub mod pool;
-#[cfg(target_arch = "x86_64")]
 pub mod pool_blocked;
-#[cfg(target_arch = "x86_64")]
-pub mod sample_avx2;
 pub mod sample_scalar;
+pub mod sample_simd;
+pub mod simd;
+
+pub use simd::{Isa, for_each_isa, isa, set_isa, with_isa};
 
 use num_traits::{Float, FromPrimitive, ToPrimitive};
 use serde::{Deserialize, Serialize};
@@ -122,36 +121,19 @@ macro_rules! real {
 real!(f32);
 real!(f64);
 
-/// Whether the CPU has AVX2 and FMA (and `STN_NO_SIMD` is not set); detected once.
-#[cfg(target_arch = "x86_64")]
-pub fn has_avx2() -> bool {
-    use std::sync::OnceLock;
-    static AVX2: OnceLock<bool> = OnceLock::new();
-    *AVX2.get_or_init(|| {
-        std::env::var_os("STN_NO_SIMD").is_none()
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-    })
-}
-
-/// Runs `f` compiled for AVX2 + FMA when the CPU has them (detected once), else as is.
+/// Runs `f` compiled for AVX2 + FMA when `isa` is an x86 vector path, else as is.
 ///
-/// The kernels are written as plain Rust; inlined into this function they are vectorized and
-/// use the hardware's rounding instructions without the binary requiring those features (the
-/// same binary runs on any x86-64 CPU). Pass an `#[inline(always)]` closure: only code inlined
-/// here is compiled for the features. Set `STN_NO_SIMD=1` to force the portable path.
+/// For the scalar kernels (other sampling modes, f64, the last pixels of a row): inlined into
+/// this function they are vectorized and use the hardware's rounding instructions without
+/// the binary requiring those features. Their results do not depend on it (they use no fused
+/// multiply-adds). Pass an `#[inline(always)]` closure: only code inlined here is compiled for
+/// the features.
 #[inline(always)]
-pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if has_avx2() {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { avx2(f) };
-        }
+pub fn with_simd<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` is a path the CPU supports (the only kind `simd::isa()` returns).
+        Isa::Avx2 | Isa::Avx512 if isa.supported() => unsafe { simd::x86::run_avx2(f) },
+        _ => f(),
     }
-    f()
 }

@@ -1,19 +1,22 @@
 //! 2x2 max pooling (stride 2, floor) followed by ReLU, fused, with PyTorch's tie and NaN rules:
 //! the first maximum in row-major window order wins, and NaN propagates.
 //!
-//! Works on [planes, h, w, lanes]: lanes = 1 for NCHW tensors, 8 for batch-blocked ones (the
-//! innermost loop then runs over 8 images and vectorizes).
+//! Works on [planes, h, w, lanes]: lanes = 1 for NCHW tensors, 4, 8 or 16 for batch-blocked ones
+//! (the innermost loop then runs over the images of a block and vectorizes).
 
 use rayon::prelude::*;
 
 use super::{Real, with_simd};
+use crate::simd::isa;
 
 /// relu(max_pool2d(x, 2)) of `planes` planes of h x w x lanes; the output is
 /// [planes, h / 2, w / 2, lanes].
 pub fn forward<T: Real>(x: &[T], planes: usize, h: usize, w: usize, lanes: usize) -> Vec<T> {
     match lanes {
         1 => forward_impl::<T, 1>(x, planes, h, w),
+        4 => forward_impl::<T, 4>(x, planes, h, w),
         8 => forward_impl::<T, 8>(x, planes, h, w),
+        16 => forward_impl::<T, 16>(x, planes, h, w),
         _ => {
             // Any other block size: pool each lane as its own plane.
             let y = from_lanes(x, planes * h * w, lanes);
@@ -35,7 +38,9 @@ pub fn backward<T: Real>(
 ) -> Vec<T> {
     match lanes {
         1 => backward_impl::<T, 1>(x, grad, planes, h, w),
+        4 => backward_impl::<T, 4>(x, grad, planes, h, w),
         8 => backward_impl::<T, 8>(x, grad, planes, h, w),
+        16 => backward_impl::<T, 16>(x, grad, planes, h, w),
         _ => {
             let y = from_lanes(x, planes * h * w, lanes);
             let g = from_lanes(grad, planes * (h / 2) * (w / 2), lanes);
@@ -93,11 +98,13 @@ fn forward_impl<T: Real, const L: usize>(x: &[T], planes: usize, h: usize, w: us
     if out.is_empty() {
         return out;
     }
+    let isa = isa();
     out.par_chunks_mut(ho * wo * L)
         .enumerate()
         .for_each(|(p, out)| {
             let plane = &x[p * h * w * L..(p + 1) * h * w * L];
             with_simd(
+                isa,
                 #[inline(always)]
                 || {
                     for i in 0..ho {
@@ -141,12 +148,14 @@ fn backward_impl<T: Real, const L: usize>(
     if dx.is_empty() || ho * wo == 0 {
         return dx;
     }
+    let isa = isa();
     dx.par_chunks_mut(h * w * L)
         .enumerate()
         .for_each(|(p, dx)| {
             let plane = &x[p * h * w * L..(p + 1) * h * w * L];
             let g = &grad[p * ho * wo * L..(p + 1) * ho * wo * L];
             with_simd(
+                isa,
                 #[inline(always)]
                 || {
                     for i in 0..ho {

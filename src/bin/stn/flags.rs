@@ -111,6 +111,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub profile: bool,
     #[command(flatten)]
+    pub cpu: CpuArgs,
+    #[command(flatten)]
     pub data: DataArgs,
     /// Compute device.
     #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
@@ -268,6 +270,26 @@ pub struct TrainArgs {
     /// Print the tutorial's log line every N batches (0: never).
     #[arg(long, default_value_t = 500)]
     pub log_interval: usize,
+    #[command(flatten)]
+    pub cpu: CpuArgs,
+}
+
+/// How the CPU kernels run.
+#[derive(Args)]
+pub struct CpuArgs {
+    /// Worker threads of the CPU kernels (rayon's global pool) [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Kernel path: portable, avx2, avx512 or neon [default: STN_ISA, else the best this CPU
+    /// has].
+    #[arg(long, value_name = "PATH", value_parser = parse_isa)]
+    pub isa: Option<stn::ops::kernels::Isa>,
+}
+
+pub fn parse_isa(s: &str) -> Result<stn::ops::kernels::Isa, String> {
+    stn::ops::kernels::Isa::parse(s).ok_or_else(|| {
+        format!("unknown kernel path '{s}': expected portable, avx2, avx512 or neon")
+    })
 }
 
 #[derive(Args)]

@@ -11,8 +11,8 @@ use clap::Parser;
 use burn::module::Module;
 use console::{Console, interrupt_flag};
 use flags::{
-    BenchArgs, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs, ExperimentWhich,
-    PadArg, TrainArgs, VisualizeArgs,
+    BenchArgs, BenchWhat, Cli, Command, CpuArgs, DataCmdArgs, EvalArgs, ExperimentArgs,
+    ExperimentWhich, PadArg, TrainArgs, VisualizeArgs,
 };
 use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
@@ -75,7 +75,25 @@ fn device(kind: DeviceKind) -> Result<burn::tensor::Device> {
     kind.device().map_err(usage)
 }
 
+/// Sizes rayon's global pool and chooses the kernel path, before any kernel runs.
+fn cpu(a: &CpuArgs) -> Result<()> {
+    if let Some(n) = a.threads {
+        if n == 0 {
+            return Err(usage("--threads must be at least 1"));
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("cannot start {n} threads: {e}"))?;
+    }
+    if let Some(isa) = a.isa {
+        stn::ops::kernels::set_isa(isa).map_err(|why| usage(format!("--isa {isa}: {why}")))?;
+    }
+    Ok(())
+}
+
 fn train(a: TrainArgs) -> Result<ExitCode> {
+    cpu(&a.cpu)?;
     let device = device(a.device)?;
     if a.epochs == Some(0) {
         return Err(usage("--epochs must be at least 1"));
@@ -224,6 +242,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     if a.batches == 0 || a.batch_size == Some(0) {
         return Err(usage("--batches and --batch-size must be at least 1"));
     }
+    cpu(&a.cpu)?;
     let device = device(a.device)?;
     stn::ops::profile::enable(a.profile);
     let load = || {

@@ -1,5 +1,6 @@
-//! Convolution, pooling and the batch-blocked layout on the CPU: the AVX2 kernels of
-//! `stn-kernels` where they apply (f32, kernel side <= 7), burn's own operations otherwise.
+//! Convolution, pooling and the batch-blocked layout on the CPU: the blocked kernels of
+//! `stn-kernels` where they apply (f32, kernel side <= 7, a block width some path of this CPU
+//! has), burn's own operations otherwise.
 
 use burn::backend::TensorMetadata;
 use burn::backend::flex::{Flex, FlexTensor};
@@ -15,7 +16,8 @@ pub(super) fn to_blocked(x: FlexTensor, block: usize) -> FlexTensor {
     let x = contiguous(x);
     let [n, c, h, w] = dims(&x, "to_blocked input");
     let block = match block {
-        0 if x.dtype() == DType::F32 && simd() => kernels::conv_blocked::LANES,
+        // The width of the path kernels called now would run (see `kernels::simd`).
+        0 if x.dtype() == DType::F32 => kernels::isa().lanes(),
         0 => 1,
         b => b,
     };
@@ -46,22 +48,18 @@ pub(super) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> Fle
             )
         }),
         || {
-            #[cfg(target_arch = "x86_64")]
             if let Some(plan) = ConvPlan::new(&x, &weight) {
                 let (weight, bias) = (contiguous(weight), contiguous(bias));
                 let xb = plan.blocked(x);
                 let s = plan.shape;
-                let mut y = vec![0.0f32; s.nb * s.o * s.ho() * s.wo() * 8];
-                // SAFETY: ConvPlan checked the CPU features.
-                unsafe {
-                    kernels::conv_blocked::forward(
-                        &xb,
-                        weight.storage(),
-                        Some(bias.storage()),
-                        &mut y,
-                        s,
-                    );
-                }
+                let mut y = vec![0.0f32; s.nb * s.o * s.ho() * s.wo() * s.lanes()];
+                kernels::conv_blocked::forward(
+                    &xb,
+                    weight.storage(),
+                    Some(bias.storage()),
+                    &mut y,
+                    s,
+                );
                 return plan.output(y, s.o, s.ho(), s.wo());
             }
             composite::conv2d::<Flex>(x, weight, bias)
@@ -85,7 +83,6 @@ pub(super) fn conv2d_backward(
             )
         }),
         || {
-            #[cfg(target_arch = "x86_64")]
             if let Some(plan) = ConvPlan::new(&x, &weight) {
                 let weight = contiguous(weight);
                 let s = plan.shape;
@@ -94,18 +91,15 @@ pub(super) fn conv2d_backward(
                 let mut dx = want_x.then(|| vec![0.0f32; xb.len()]);
                 let mut dw = vec![0.0f32; s.o * s.c * s.k * s.k];
                 let mut db = vec![0.0f32; s.o];
-                // SAFETY: ConvPlan checked the CPU features.
-                unsafe {
-                    kernels::conv_blocked::backward(
-                        &xb,
-                        weight.storage(),
-                        &gb,
-                        dx.as_deref_mut(),
-                        &mut dw,
-                        &mut db,
-                        s,
-                    );
-                }
+                kernels::conv_blocked::backward(
+                    &xb,
+                    weight.storage(),
+                    &gb,
+                    dx.as_deref_mut(),
+                    &mut dw,
+                    &mut db,
+                    s,
+                );
                 return (
                     dx.map_or_else(|| empty(DType::F32), |g| plan.output(g, s.c, s.h, s.w)),
                     tensor(dw, vec![s.o, s.c, s.k, s.k]),
@@ -131,28 +125,17 @@ pub(super) fn conv_pool_relu(
             )
         }),
         || {
-            #[cfg(target_arch = "x86_64")]
             if let Some(plan) = ConvPlan::new(&x, &weight).filter(|p| p.nchw.is_none()) {
                 let (weight, bias) = (contiguous(weight), contiguous(bias));
                 let xb = plan.blocked(x);
                 let s = plan.shape;
-                // SAFETY: ConvPlan checked the CPU features.
-                let (y, codes) = unsafe {
-                    kernels::conv_pool_blocked::conv_pool_forward(
-                        &xb,
-                        weight.storage(),
-                        bias.storage(),
-                        s,
-                    )
-                };
-                let shape = vec![
-                    s.nb,
-                    s.o,
-                    s.ho() / 2,
-                    s.wo() / 2,
-                    kernels::conv_blocked::LANES,
-                ];
-                let codes: Vec<f32> = codes.into_iter().map(f32::from).collect();
+                let (y, codes) = kernels::conv_pool_blocked::conv_pool_forward(
+                    &xb,
+                    weight.storage(),
+                    bias.storage(),
+                    s,
+                );
+                let shape = vec![s.nb, s.o, s.ho() / 2, s.wo() / 2, s.lanes()];
                 return (tensor(y, shape.clone()), tensor(codes, shape));
             }
             let y = Flex::stn_pool_relu(Flex::stn_conv2d(x.clone(), weight, bias));
@@ -169,18 +152,13 @@ pub(super) fn conv_pool_relu_backward(
     grad_output: FlexTensor,
     want_x: bool,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
-    #[cfg(target_arch = "x86_64")]
     if codes.shape().num_elements() > 0
         && let Some(plan) = ConvPlan::new(&x, &weight).filter(|p| p.nchw.is_none())
     {
         let s = plan.shape;
         let (codes, grad) = (contiguous(codes), contiguous(grad_output));
-        let codes: Vec<u8> = codes.storage::<f32>().iter().map(|&c| c as u8).collect();
-        let dz = kernels::conv_pool_blocked::unpool_grad(grad.storage(), &codes, s);
-        let dz = tensor(
-            dz,
-            vec![s.nb, s.o, s.ho(), s.wo(), kernels::conv_blocked::LANES],
-        );
+        let dz = kernels::conv_pool_blocked::unpool_grad(grad.storage(), codes.storage(), s);
+        let dz = tensor(dz, vec![s.nb, s.o, s.ho(), s.wo(), s.lanes()]);
         return Flex::stn_conv2d_backward(x, weight, bias, dz, want_x);
     }
     let z = Flex::stn_conv2d(x.clone(), weight.clone(), bias.clone());
@@ -196,9 +174,14 @@ pub(super) fn pool_relu(x: FlexTensor) -> FlexTensor {
             let (planes, h, w, lanes, mut shape) = pool_geometry(&x);
             with_float!(x.dtype(), T, {
                 let out = match fast_pool::<T>(lanes) {
-                    // SAFETY: fast_pool checked the CPU features; T is f32.
-                    true => bytemuck::cast_vec(unsafe { pool_b8(x.storage(), None, planes, h, w) }),
-                    false => kernels::pool::forward::<T>(x.storage(), planes, h, w, lanes),
+                    Some(isa) => bytemuck::cast_vec(kernels::pool_blocked::pool_forward(
+                        isa,
+                        bytemuck::cast_slice(x.storage::<T>()),
+                        planes,
+                        h,
+                        w,
+                    )),
+                    None => kernels::pool::forward::<T>(x.storage(), planes, h, w, lanes),
                 };
                 let r = shape.len();
                 let at = if r == 5 { r - 3 } else { r - 2 };
@@ -218,11 +201,15 @@ pub(super) fn pool_relu_backward(x: FlexTensor, grad_output: FlexTensor) -> Flex
             let (planes, h, w, lanes, shape) = pool_geometry(&x);
             with_float!(x.dtype(), T, {
                 let dx = match fast_pool::<T>(lanes) {
-                    // SAFETY: fast_pool checked the CPU features; T is f32.
-                    true => bytemuck::cast_vec(unsafe {
-                        pool_b8(x.storage(), Some(grad.storage()), planes, h, w)
-                    }),
-                    false => kernels::pool::backward::<T>(
+                    Some(isa) => bytemuck::cast_vec(kernels::pool_blocked::pool_backward(
+                        isa,
+                        bytemuck::cast_slice(x.storage::<T>()),
+                        bytemuck::cast_slice(grad.storage::<T>()),
+                        planes,
+                        h,
+                        w,
+                    )),
+                    None => kernels::pool::backward::<T>(
                         x.storage(),
                         grad.storage(),
                         planes,
@@ -247,48 +234,32 @@ fn pool_geometry(x: &FlexTensor) -> (usize, usize, usize, usize, Vec<usize>) {
     }
 }
 
-/// Whether the blocked AVX2 pooling kernels apply.
-fn fast_pool<T: 'static>(lanes: usize) -> bool {
-    lanes == 8 && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && simd()
+/// The path of the blocked f32 pooling kernels for this block width, if one applies.
+fn fast_pool<T: 'static>(lanes: usize) -> Option<kernels::Isa> {
+    let f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
+    f32.then(|| isa_for_lanes(lanes)).flatten()
 }
 
-/// Blocked f32 pooling forward (`grad` None) or backward.
-///
-/// # Safety
-/// AVX2 must be available.
-unsafe fn pool_b8(x: &[f32], grad: Option<&[f32]>, planes: usize, h: usize, w: usize) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller guarantees AVX2.
-    unsafe {
-        match grad {
-            None => kernels::pool_blocked::pool_forward(x, planes, h, w),
-            Some(g) => kernels::pool_blocked::pool_backward(x, g, planes, h, w),
-        }
+/// The path that runs blocked tensors of width `lanes`: the current one ([`kernels::isa`])
+/// when its width matches, else another path of this CPU with that width (a tensor blocked
+/// under another choice), else none (burn's operations then handle it).
+fn isa_for_lanes(lanes: usize) -> Option<kernels::Isa> {
+    let current = kernels::isa();
+    if current.lanes() == lanes {
+        return Some(current);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("no blocked kernels on this architecture: {x:?} {grad:?} {planes} {h} {w}")
-}
-
-/// Whether the AVX2 kernels may run.
-pub(super) fn simd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        kernels::has_avx2()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    use kernels::Isa::*;
+    [Neon, Avx2, Avx512, Portable]
+        .into_iter()
+        .find(|i| i.lanes() == lanes && i.supported())
 }
 
 /// Blocked f32 data: converted from NCHW, or a blocked tensor used in place.
-#[cfg(target_arch = "x86_64")]
 enum BlockedData {
     Converted(Vec<f32>),
     Tensor(FlexTensor),
 }
 
-#[cfg(target_arch = "x86_64")]
 impl core::ops::Deref for BlockedData {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
@@ -299,36 +270,48 @@ impl core::ops::Deref for BlockedData {
     }
 }
 
-/// A convolution the batch-blocked AVX2 kernels handle: f32, kernel side <= 7, CPU support,
-/// input NCHW (converted at the kernel's edges) or blocked by 8.
-#[cfg(target_arch = "x86_64")]
+/// A convolution the batch-blocked kernels handle: f32, kernel side <= 7, input NCHW
+/// (converted at the kernel's edges, for the current path) or blocked with a width some path
+/// of this CPU has.
 struct ConvPlan {
     shape: kernels::conv_blocked::ConvShape,
     /// Images of an NCHW input; `None` for a blocked one.
     nchw: Option<usize>,
 }
 
-#[cfg(target_arch = "x86_64")]
 impl ConvPlan {
     fn new(x: &FlexTensor, weight: &FlexTensor) -> Option<Self> {
-        use kernels::conv_blocked::{ConvShape, LANES};
-        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || !simd() {
+        use kernels::conv_blocked::ConvShape;
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
             return None;
         }
         let shape = x.shape();
-        let (nb, c, h, w, nchw) = match shape.num_dims() {
-            4 => (
-                shape[0].div_ceil(LANES),
+        let (isa, nb, c, h, w, nchw) = match shape.num_dims() {
+            4 => {
+                let isa = kernels::isa();
+                let nb = shape[0].div_ceil(isa.lanes());
+                (isa, nb, shape[1], shape[2], shape[3], Some(shape[0]))
+            }
+            5 => (
+                isa_for_lanes(shape[4])?,
+                shape[0],
                 shape[1],
                 shape[2],
                 shape[3],
-                Some(shape[0]),
+                None,
             ),
-            5 if shape[4] == LANES => (shape[0], shape[1], shape[2], shape[3], None),
             _ => return None,
         };
         let [o, wc, k, k2] = dims(weight, "conv2d weight");
-        let s = ConvShape { nb, c, h, w, o, k };
+        let s = ConvShape {
+            isa,
+            nb,
+            c,
+            h,
+            w,
+            o,
+            k,
+        };
         (wc == c && k == k2 && s.supported() && nb > 0).then_some(Self { shape: s, nchw })
     }
 
@@ -342,16 +325,16 @@ impl ConvPlan {
                     t.storage(),
                     n,
                     chw,
-                    kernels::conv_blocked::LANES,
+                    self.shape.lanes(),
                 ))
             }
             None => BlockedData::Tensor(t),
         }
     }
 
-    /// A blocked result [nb, c, h, w, 8] in the input's layout.
+    /// A blocked result [nb, c, h, w, L] in the input's layout.
     fn output(&self, data: Vec<f32>, c: usize, h: usize, w: usize) -> FlexTensor {
-        let lanes = kernels::conv_blocked::LANES;
+        let lanes = self.shape.lanes();
         match self.nchw {
             Some(n) => tensor(
                 kernels::pool::from_blocked::<f32>(&data, n, c * h * w, lanes),
