@@ -12,5 +12,7 @@ mod trainer;
 
 pub use evaluate::evaluate;
 pub use run_folder::{NewRun, Open, OpenError, Opened, open};
-pub use step::{Dropout, Step, batch_tensors, data_parallel_step};
+pub use step::{
+    Batch, Dropout, InputHook, Step, batch_tensors, data_parallel_step, data_parallel_step_on,
+};
 pub use trainer::{Observer, Outcome, Silent, TrainError, Trainer};

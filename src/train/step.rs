@@ -11,8 +11,8 @@ use crate::rng::Rng;
 
 /// The loss, the largest |theta| and the gradients of one mini-batch.
 pub struct Step {
-    /// The batch's mean NLL loss (before the update).
-    pub loss: f32,
+    /// The batch's mean NLL loss (before the update), in the network's precision.
+    pub loss: f64,
     /// The largest |theta| of the batch (0 for the plain CNN): training stops if it is not
     /// finite.
     pub theta_max: f32,
@@ -30,23 +30,47 @@ pub enum Dropout<'a> {
     Given(GivenMasks),
 }
 
-/// Forward and backward of the images at `idx` (their mean NLL loss), on this thread.
+/// Changes a part of a batch before the forward pass: called with the part's images (in the
+/// network's dtype) and the index of its first row in the whole batch. For tests that feed
+/// both implementations the same perturbed inputs (the trajectory test's dither).
+pub type InputHook<'a> = &'a (dyn Fn(Tensor<4>, usize) -> Tensor<4> + Sync);
+
+/// The images of a step: `idx` of `set`, normalized with `lut`, then `hook`.
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    /// The image set the batch is drawn from.
+    pub set: &'a ImageSet,
+    /// The images' indices in `set`, in batch order.
+    pub idx: &'a [usize],
+    /// Pixel byte -> normalized value.
+    pub lut: &'a [f32; 256],
+    /// Applied to each part's input tensor, if any.
+    pub hook: Option<InputHook<'a>>,
+}
+
+/// Forward and backward of the images at `idx` (their mean NLL loss), on this thread; `first`
+/// is the index of idx[0] in the whole batch.
 fn forward_backward(
     net: &Net,
-    set: &ImageSet,
-    idx: &[usize],
-    lut: &[f32; 256],
+    batch: Batch,
+    first: usize,
     mode: &mut Mode,
     device: &Device,
 ) -> Step {
     let (mut images, mut labels) = (Vec::new(), Vec::new());
-    set.gather(idx, lut, &mut images, &mut labels);
-    let (x, y) = batch_tensors(set, &images, &labels, device);
+    batch
+        .set
+        .gather(batch.idx, batch.lut, &mut images, &mut labels);
+    let (x, y) = batch_tensors(batch.set, &images, &labels, device);
     let x = x.cast(net.conv1.weight.val().dtype());
+    let x = match batch.hook {
+        Some(hook) => hook(x, first),
+        None => x,
+    };
     let (log_probs, theta) = net.forward_with_params(x, mode);
     let loss = nll_loss(log_probs, y);
     let theta_max = theta.map_or(0.0, |t| t.abs().max().cast(DType::F32).into_scalar());
-    let value: f32 = loss.clone().cast(DType::F32).into_scalar();
+    let value: f64 = loss.clone().cast(DType::F64).into_scalar();
     let grads = loss.backward();
     Step {
         loss: value,
@@ -71,37 +95,46 @@ pub fn data_parallel_step(
     dropout: Dropout,
     device: &Device,
 ) -> Step {
+    let batch = Batch {
+        set,
+        idx,
+        lut,
+        hook: None,
+    };
+    data_parallel_step_on(net, batch, dropout, device)
+}
+
+/// [`data_parallel_step`] on a [`Batch`], whose inputs may be changed by a hook.
+pub fn data_parallel_step_on(net: &Net, batch: Batch, dropout: Dropout, device: &Device) -> Step {
+    let idx = batch.idx;
     // Halves of whole blocks of 8 images (the convolution kernels' vector width).
     let half = idx.len().div_ceil(16) * 8;
     // Split whatever the thread count (one thread runs the halves in turn), so results do not
     // depend on it.
     if idx.len() < 16 {
         return match dropout {
-            Dropout::Drawn(rng) => {
-                forward_backward(net, set, idx, lut, &mut Mode::Train(rng), device)
-            }
+            Dropout::Drawn(rng) => forward_backward(net, batch, 0, &mut Mode::Train(rng), device),
             Dropout::Given(mut masks) => {
-                forward_backward(net, set, idx, lut, &mut Mode::Given(&mut masks), device)
+                forward_backward(net, batch, 0, &mut Mode::Given(&mut masks), device)
             }
         };
     }
     let (ia, ib) = idx.split_at(half);
+    let (ba, bb) = (Batch { idx: ia, ..batch }, Batch { idx: ib, ..batch });
     let (net_a, net_b) = (net.clone(), fresh_leaves(net.clone()));
     let (a, b) = match dropout {
         Dropout::Drawn(rng) => {
             let mut rng_b = Rng::new(rng.next_u64());
             rayon::join(
-                move || forward_backward(&net_a, set, ia, lut, &mut Mode::Train(rng), device),
-                move || {
-                    forward_backward(&net_b, set, ib, lut, &mut Mode::Train(&mut rng_b), device)
-                },
+                move || forward_backward(&net_a, ba, 0, &mut Mode::Train(rng), device),
+                move || forward_backward(&net_b, bb, half, &mut Mode::Train(&mut rng_b), device),
             )
         }
         Dropout::Given(masks) => {
             let (mut ma, mut mb) = masks.split_rows(ia.len(), idx.len());
             rayon::join(
-                move || forward_backward(&net_a, set, ia, lut, &mut Mode::Given(&mut ma), device),
-                move || forward_backward(&net_b, set, ib, lut, &mut Mode::Given(&mut mb), device),
+                move || forward_backward(&net_a, ba, 0, &mut Mode::Given(&mut ma), device),
+                move || forward_backward(&net_b, bb, half, &mut Mode::Given(&mut mb), device),
             )
         }
     };
@@ -123,7 +156,7 @@ pub fn data_parallel_step(
         })
         .collect();
     Step {
-        loss: (wa * a.loss as f64 + wb * b.loss as f64) as f32,
+        loss: wa * a.loss + wb * b.loss,
         theta_max: a.theta_max.max(b.theta_max),
         grads,
     }

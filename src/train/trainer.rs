@@ -300,15 +300,15 @@ impl Trainer {
                 epochs_done: self.progress.epochs_done,
             };
             if !step.loss.is_finite() {
-                return Err(diverged("the loss", step.loss));
+                return Err(diverged("the loss", step.loss as f32));
             }
             if !step.theta_max.is_finite() {
                 return Err(diverged("theta", step.theta_max));
             }
             net = sgd.step(&sgd_config, net, &step.grads);
-            loss_sum += step.loss as f64;
+            loss_sum += step.loss;
             let done = (b * batch_size + idx.len()).min(order.len());
-            observer.batch(epoch, b, done, order.len(), step.loss);
+            observer.batch(epoch, b, done, order.len(), step.loss as f32);
         }
         self.net = net;
         self.sgd = sgd;
