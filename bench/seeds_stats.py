@@ -6,8 +6,8 @@ JSON lines) after the same epoch: is our slow-start rate different from PyTorch'
 
 Prints, for each side: runs, mean, median, standard deviation, quantiles, the runs under 90%,
 85% and 80%; then
-- Fisher's exact test (two-sided) on the fraction of runs under each threshold: the "slow
-  start" rate;
+- Fisher's exact test (two-sided) on the fraction of runs under each threshold (the "slow
+  start" rate), with Newcombe's 95% interval of the difference of the two rates;
 - the Mann-Whitney U test (two-sided, normal approximation with tie correction) on the whole
   distributions;
 - a bootstrap 95% interval of the difference of the means and of the medians.
@@ -60,6 +60,24 @@ def mann_whitney(x, y):
     return u, math.erfc(abs(z) / math.sqrt(2))
 
 
+def wilson(k, n, z=1.959964):
+    """Wilson score 95% interval of a proportion k/n."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def newcombe(a, n1, c, n2):
+    """Newcombe's hybrid score 95% interval of the difference of proportions a/n1 - c/n2."""
+    p1, p2 = a / n1, c / n2
+    l1, u1 = wilson(a, n1)
+    l2, u2 = wilson(c, n2)
+    d = p1 - p2
+    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
 def bootstrap(x, y, stat, rounds=4000, seed=1):
     rng = random.Random(seed)
     diffs = sorted(stat([rng.choice(x) for _ in x]) - stat([rng.choice(y) for _ in y])
@@ -81,8 +99,11 @@ def main():
     for t in (90, 85, 80):
         a, c = sum(v < t for v in ours), sum(v < t for v in theirs)
         p = fisher_two_sided(a, len(ours) - a, c, len(theirs) - c)
+        lo, hi = newcombe(a, len(ours), c, len(theirs))
         print(f"runs under {t}%: ours {a}/{len(ours)} ({100 * a / len(ours):.1f}%), PyTorch "
-              f"{c}/{len(theirs)} ({100 * c / len(theirs):.1f}%); Fisher's exact test p = {p:.3f}")
+              f"{c}/{len(theirs)} ({100 * c / len(theirs):.1f}%); Fisher's exact test p = {p:.3f}; "
+              f"difference {100 * (a / len(ours) - c / len(theirs)):+.1f} points, 95% interval "
+              f"[{100 * lo:+.1f}, {100 * hi:+.1f}]")
     u, p = mann_whitney(ours, theirs)
     print(f"Mann-Whitney U = {u:.0f}, p = {p:.3f} (distributions)")
     lo, hi = bootstrap(ours, theirs, statistics.mean)
