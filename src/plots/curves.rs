@@ -55,8 +55,8 @@ pub fn curves(points: &[CurvePoint]) -> Result<Canvas, PlotError> {
     render(WIDTH, HEIGHT, |root| {
         let (left, right) = root.split_horizontally(WIDTH / 2);
         let loss_series = [
-            ("train loss", &train, PALETTE[0]),
-            ("test loss", &test, PALETTE[1]),
+            ("train loss", &train[..], PALETTE[0]),
+            ("test loss", &test[..], PALETTE[1]),
         ];
         panel(
             &left,
@@ -73,11 +73,14 @@ pub fn curves(points: &[CurvePoint]) -> Result<Canvas, PlotError> {
             "accuracy (%)",
             xs.clone(),
             acc_lo..100.0,
-            &[("test accuracy", &acc, PALETTE[2])],
+            &[("test accuracy", &acc[..], PALETTE[2])],
             |v| format!("{v:.0}"),
         )
     })
 }
+
+/// A named line of (epoch, value) points in a colour.
+type Series<'a> = (&'a str, &'a [(i64, f64)], RGBColor);
 
 /// One panel: a line with dots per series, a legend, epochs on x.
 fn panel<DB: DrawingBackend>(
@@ -86,7 +89,7 @@ fn panel<DB: DrawingBackend>(
     y_desc: &str,
     xs: std::ops::Range<i64>,
     ys: std::ops::Range<f64>,
-    series: &[(&str, &Vec<(i64, f64)>, RGBColor)],
+    series: &[Series<'_>],
     y_fmt: impl Fn(&f64) -> String,
 ) -> Result<(), PlotError> {
     let mut chart = ChartBuilder::on(area)
