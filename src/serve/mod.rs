@@ -6,8 +6,8 @@
 //! - `GET /api/health`: `{"status": "ok", "model": ...}`.
 //!
 //! Bad requests get a 4xx status and `{"error": "..."}`; nothing a client sends can stop the
-//! server. Decoding and preprocessing run on tokio's blocking pool, classification on one
-//! inference thread that batches concurrent requests ([`batch`]).
+//! server. Decoding and preprocessing run on tokio's blocking pool (one image per core at a
+//! time), classification on one inference thread that batches concurrent requests ([`batch`]).
 
 pub mod batch;
 
@@ -64,6 +64,9 @@ pub enum ServeError {
 
 struct App {
     batcher: Batcher,
+    /// One permit per core for decoding and preprocessing: more at once would only take the
+    /// cores from the inference thread (and hold more decoded images in memory).
+    decoders: tokio::sync::Semaphore,
     max_body: usize,
     health: Value,
     transform: Option<&'static str>,
@@ -107,6 +110,9 @@ pub fn router(predictor: Predictor, opts: &ServeOptions) -> std::io::Result<Rout
     let app = Arc::new(App {
         transform: predictor.transform().map(|t| t.name()),
         batcher: Batcher::start(predictor)?,
+        decoders: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
         max_body: opts.max_body,
         health,
     });
@@ -197,7 +203,13 @@ async fn predict_handler(State(app): State<Arc<App>>, headers: HeaderMap, body: 
             "empty body: send the image's bytes",
         );
     }
-    // Decoding a large image takes a while: off the async threads.
+    // Decoding a large image takes a while: off the async threads, a few at a time.
+    let Ok(_permit) = app.decoders.acquire().await else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        );
+    };
     let digit = match tokio::task::spawn_blocking(move || predict::digit_from_bytes(&bytes)).await {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => return image_error(&e),
