@@ -3,7 +3,10 @@
 //! Modules from the top of the dependency order to the bottom (each uses only those below it):
 //!
 //! - [`experiment`]: the paper's Table 1 and the throughput benchmarks;
-//! - [`train`]: the training loop, evaluation, and the policy for run folders;
+//!   [`serve`]: `stn serve`, the web page and its JSON API;
+//! - [`train`]: the training loop, evaluation, the policy for run folders and their pictures;
+//!   [`predict`]: classifying people's own pictures of digits;
+//! - [`plots`]: learning curves, the transformer epoch by epoch, Table 1 as a figure;
 //! - [`load`], [`checkpoint`], [`torch_import`]: networks and runs on disk;
 //! - [`run`]: plain data about a run (settings, progress, metrics, file names);
 //! - [`model`]: the tutorial's network and its variants; [`optim`]: SGD;
@@ -28,9 +31,12 @@ pub mod load;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod plots;
+pub mod predict;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod serve;
 pub mod torch_import;
 pub mod train;
 pub mod transformer;

@@ -17,6 +17,12 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 
 /// Name of the picture of test digits beside their transformed versions in a run folder.
 pub const PICTURE_FILE: &str = "stn.png";
+/// Name of the learning curves (train and test loss, test accuracy per epoch) in a run folder.
+pub const CURVES_FILE: &str = "curves.png";
+/// Name of the picture of the same test digits after the transformer, one row per epoch.
+pub const EPOCHS_FILE: &str = "stn-epochs.png";
+/// Name of the rows of [`EPOCHS_FILE`] so far, kept so that a resumed run continues it.
+pub const EPOCH_ROWS_FILE: &str = "stn-epochs.rows";
 
 /// The checkpoint file of a run folder, or `path` itself if it is not a folder.
 pub fn checkpoint_path(path: &Path) -> PathBuf {

@@ -19,6 +19,7 @@ use crate::atomic_file::write_atomic;
 use crate::data::{Dataset, Distortion, Source};
 use crate::model::ModelConfig;
 use crate::optim::SgdConfig;
+use crate::plots::{ErrorBar, table_figure};
 use crate::run::{DataSpec, TrainConfig};
 use crate::train::{self, NewRun, Observer, Open, OpenError, Outcome, TrainError, Trainer};
 use crate::transformer::TransformKind;
@@ -335,7 +336,7 @@ fn train_one(
     Ok(trainer)
 }
 
-/// Writes `table1.md` (ours beside the paper's) and `table1.json`.
+/// Writes `table1.md` (ours beside the paper's), `table1.json` and `table1.png`.
 pub fn write_reports(out: &Path, budget: Budget, cells: &[Cell]) -> Result<(), ExperimentError> {
     let md = markdown(budget, cells);
     let md_path = out.join("table1.md");
@@ -350,7 +351,30 @@ pub fn write_reports(out: &Path, budget: Budget, cells: &[Cell]) -> Result<(), E
     write_atomic(&json_path, json.as_bytes()).map_err(|source| ExperimentError::Io {
         path: json_path,
         source,
-    })
+    })?;
+    write_figure(out, budget, cells)
+}
+
+/// Writes `table1.png`: the errors as bars, ours beside the paper's.
+fn write_figure(out: &Path, budget: Budget, cells: &[Cell]) -> Result<(), ExperimentError> {
+    let bars: Vec<ErrorBar> = cells
+        .iter()
+        .map(|c| ErrorBar {
+            dataset: c.dataset.to_uppercase(),
+            model: c.label.clone(),
+            ours: Some(c.test_error),
+            paper: Distortion::parse(&c.dataset).and_then(|d| paper_error(&c.label, d)),
+        })
+        .collect();
+    let title = format!(
+        "Table 1: test error, ours ({budget:?} budget, {} epochs) and the paper's",
+        budget.recipe().epochs
+    );
+    let path = out.join("table1.png");
+    table_figure(&bars, &title)
+        .map_err(std::io::Error::other)
+        .and_then(|c| c.save_png(&path))
+        .map_err(|source| ExperimentError::Io { path, source })
 }
 
 /// The table: one row per model, one column per dataset, "ours (paper)" test errors in %.

@@ -1,5 +1,5 @@
-//! The console side of a training run: a progress bar per epoch, the tutorial's log lines, and
-//! Ctrl-C.
+//! The console side of the commands: a progress bar per epoch, the tutorial's log lines,
+//! Ctrl-C, and how errors are told (usage errors exit with status 2).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,7 @@ pub struct Console {
     loss_count: usize,
     /// Prints the per-epoch summary only (for experiment grids).
     pub quiet: bool,
+    warned: bool,
 }
 
 impl Console {
@@ -32,6 +33,7 @@ impl Console {
             loss_sum: 0.0,
             loss_count: 0,
             quiet: false,
+            warned: false,
         }
     }
 
@@ -84,6 +86,14 @@ impl Observer for Console {
         }
     }
 
+    fn warning(&mut self, message: &str) {
+        // Said once: a picture that cannot be written fails the same way every epoch.
+        if !self.warned {
+            self.println(&format!("warning: {message} (training continues)"));
+            self.warned = true;
+        }
+    }
+
     fn epoch_end(&mut self, m: &EpochMetrics, test_images: usize) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
@@ -109,6 +119,34 @@ impl Observer for Console {
             );
         }
     }
+}
+
+/// An error in the command line's values: exit status 2, like clap's own.
+#[derive(Debug)]
+pub struct UsageError(String);
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+/// A usage error (exit status 2) saying `msg`.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// The error and its causes, each said once: a cause whose text its parent already quotes is
+/// left out (the library's errors quote their sources; anyhow's contexts do not).
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 /// Ctrl-C stops after the current batch; a second one exits at once (checkpoints are atomic).

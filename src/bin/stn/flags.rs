@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::console::usage;
+
 use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
 use stn::experiment::table1::Budget;
@@ -33,6 +35,69 @@ pub enum Command {
     Data(DataCmdArgs),
     /// Reproduce the paper's experiments.
     Experiment(ExperimentArgs),
+    /// Classify pictures of digits (PNG/JPEG, any size and colours) with a trained model.
+    Predict(PredictArgs),
+    /// A web page to draw digits and watch the transformer, and a JSON API.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// stn checkpoint, run folder, or the tutorial's PyTorch state_dict (.pt/.pth).
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+    /// Print one JSON object per image: {"file", "class", "probabilities", "theta"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Write, per image, a PNG of the network's 28x28 input beside the transformer's output.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
+    /// Pictures of digits (PNG or JPEG; any size, colours, dark on light or light on dark).
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// stn checkpoint, run folder, or the tutorial's PyTorch state_dict (.pt/.pth).
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on (0.0.0.0 for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Largest accepted upload, in megabytes (MiB).
+    #[arg(long, value_name = "MB", default_value_t = 5.0)]
+    pub max_body_mb: f64,
+    /// Compute device.
+    #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
+}
+
+impl ServeArgs {
+    /// The server's options, or what is wrong with the flags.
+    pub fn options(&self) -> Result<stn::serve::ServeOptions, String> {
+        if !(self.max_body_mb.is_finite() && self.max_body_mb > 0.0 && self.max_body_mb <= 1024.0) {
+            return Err(format!(
+                "--max-body-mb must be in (0, 1024], got {}",
+                self.max_body_mb
+            ));
+        }
+        Ok(stn::serve::ServeOptions {
+            host: self.host.clone(),
+            port: self.port,
+            max_body: (self.max_body_mb * 1024.0 * 1024.0) as usize,
+            model_label: self.model.file_name().map_or_else(
+                || self.model.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -255,7 +320,8 @@ pub struct TrainArgs {
     /// Use only the first N training images.
     #[arg(long, value_name = "N", conflicts_with = "resume")]
     pub limit_train: Option<usize>,
-    /// Run folder for the checkpoint, metrics.jsonl and stn.png. [default: runs/train-<time>]
+    /// Run folder for the checkpoint, metrics.jsonl and the pictures (stn.png, curves.png,
+    /// stn-epochs.png). [default: runs/train-<time>]
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last completed epoch.
@@ -284,6 +350,25 @@ pub struct CpuArgs {
     /// has].
     #[arg(long, value_name = "PATH", value_parser = parse_isa)]
     pub isa: Option<stn::ops::kernels::Isa>,
+}
+
+impl CpuArgs {
+    /// Sizes rayon's global pool and chooses the kernel path, before any kernel runs.
+    pub fn apply(&self) -> anyhow::Result<()> {
+        if let Some(n) = self.threads {
+            if n == 0 {
+                return Err(usage("--threads must be at least 1"));
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .map_err(|e| anyhow::anyhow!("cannot start {n} threads: {e}"))?;
+        }
+        if let Some(isa) = self.isa {
+            stn::ops::kernels::set_isa(isa).map_err(|why| usage(format!("--isa {isa}: {why}")))?;
+        }
+        Ok(())
+    }
 }
 
 pub fn parse_isa(s: &str) -> Result<stn::ops::kernels::Isa, String> {

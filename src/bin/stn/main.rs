@@ -8,32 +8,21 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use burn::module::Module;
-use console::{Console, interrupt_flag};
+use console::{Console, describe, interrupt_flag, usage};
 use flags::{
-    BenchArgs, BenchWhat, Cli, Command, CpuArgs, DataCmdArgs, EvalArgs, ExperimentArgs,
-    ExperimentWhich, PadArg, TrainArgs, VisualizeArgs,
+    BenchArgs, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs, ExperimentWhich,
+    PadArg, PredictArgs, ServeArgs, TrainArgs, VisualizeArgs,
 };
 use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
 use stn::experiment::{table1, throughput};
 use stn::model::ModelConfig;
-use stn::run::{CHECKPOINT_FILE, DataSpec, METRICS_FILE, PICTURE_FILE, default_run_dir};
+use stn::predict::{Predictor, classify_files};
+use stn::run::{
+    CHECKPOINT_FILE, CURVES_FILE, DataSpec, EPOCHS_FILE, METRICS_FILE, PICTURE_FILE,
+    default_run_dir,
+};
 use stn::train::{self, NewRun, Open, OpenError, Opened, Outcome};
-
-/// An error in the command line's values: exit status 2, like clap's own.
-#[derive(Debug)]
-struct UsageError(String);
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for UsageError {}
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
-}
 
 fn main() -> ExitCode {
     stn::alloc::retain_freed_memory();
@@ -44,12 +33,14 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench(a),
         Command::Data(a) => data(a),
         Command::Experiment(a) => experiment(a),
+        Command::Predict(a) => predict(a),
+        Command::Serve(a) => serve(a),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
-            if e.downcast_ref::<UsageError>().is_some() {
+            if e.downcast_ref::<console::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -58,42 +49,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, each said once: a cause whose text its parent already quotes is
-/// left out (the library's errors quote their sources; anyhow's contexts do not).
-fn describe(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text = format!("{text}: {cause}");
-        }
-    }
-    text
-}
-
 fn device(kind: DeviceKind) -> Result<burn::tensor::Device> {
     kind.device().map_err(usage)
 }
 
-/// Sizes rayon's global pool and chooses the kernel path, before any kernel runs.
-fn cpu(a: &CpuArgs) -> Result<()> {
-    if let Some(n) = a.threads {
-        if n == 0 {
-            return Err(usage("--threads must be at least 1"));
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| anyhow::anyhow!("cannot start {n} threads: {e}"))?;
-    }
-    if let Some(isa) = a.isa {
-        stn::ops::kernels::set_isa(isa).map_err(|why| usage(format!("--isa {isa}: {why}")))?;
-    }
-    Ok(())
-}
-
 fn train(a: TrainArgs) -> Result<ExitCode> {
-    cpu(&a.cpu)?;
+    a.cpu.apply()?;
     let device = device(a.device)?;
     if a.epochs == Some(0) {
         return Err(usage("--epochs must be at least 1"));
@@ -174,13 +135,9 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(130));
     }
-    let picture = out.join(PICTURE_FILE);
-    stn::report::transformed_digits(&trainer.net.valid(), &data.test, 64)
-        .save_png(&picture)
-        .with_context(|| format!("cannot write {}", picture.display()))?;
     if let Some(m) = trainer.progress().metrics.last() {
         println!(
-            "done: test accuracy {:.2}% after {} epochs; {} holds {CHECKPOINT_FILE}, {METRICS_FILE} and {PICTURE_FILE}",
+            "done: test accuracy {:.2}% after {} epochs; {} holds {CHECKPOINT_FILE}, {METRICS_FILE}, {PICTURE_FILE}, {CURVES_FILE} and {EPOCHS_FILE}",
             100.0 * m.test_accuracy,
             m.epoch,
             out.display()
@@ -242,7 +199,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     if a.batches == 0 || a.batch_size == Some(0) {
         return Err(usage("--batches and --batch-size must be at least 1"));
     }
-    cpu(&a.cpu)?;
+    a.cpu.apply()?;
     let device = device(a.device)?;
     stn::ops::profile::enable(a.profile);
     let load = || {
@@ -350,7 +307,7 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
         Ok(cells) => {
             println!("\n{}", table1::markdown(a.budget, &cells));
             println!(
-                "wrote {}/table1.md, table1.json and one picture per dataset",
+                "wrote {}/table1.md, table1.json, table1.png and one picture per dataset",
                 a.out.display()
             );
             Ok(ExitCode::SUCCESS)
@@ -364,4 +321,27 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn predict(a: PredictArgs) -> Result<ExitCode> {
+    let predictor = Predictor::load(&a.model, &device(a.device)?)?;
+    // Unreadable pictures are reported by name and skipped; the others are still classified.
+    let failures = classify_files(&predictor, &a.images, a.out.as_deref(), |r| match &r {
+        stn::predict::FileResult::Failed { .. } => eprintln!("error: {}", r.text()),
+        _ if a.json => println!("{}", r.json()),
+        _ => println!("{}", r.text()),
+    })?;
+    Ok(ExitCode::from(u8::from(failures > 0)))
+}
+
+fn serve(a: ServeArgs) -> Result<ExitCode> {
+    let opts = a.options().map_err(usage)?;
+    let predictor = Predictor::load(&a.model, &device(a.device)?)?;
+    let name = predictor.name();
+    stn::serve::serve(predictor, &opts, |addr| {
+        // Tests and scripts read the address from this line (with --port 0, the port chosen).
+        println!("serving {name} ({}) on http://{addr}", opts.model_label);
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

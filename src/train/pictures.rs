@@ -1,0 +1,141 @@
+//! A run folder's pictures, rewritten after every epoch as training goes: `stn.png` (test
+//! digits beside their transformed versions), `curves.png` (loss and accuracy so far) and
+//! `stn-epochs.png` (the first test digits after the transformer of every epoch so far).
+//!
+//! Pictures are a by-product: a picture that cannot be written is reported to the observer
+//! ([`super::Observer::warning`]) and training goes on.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::data::ImageSet;
+use crate::data::mnist::{MEAN, STD, normalization_lut};
+use crate::model::Net;
+use crate::plots::{CurvePoint, EpochRow, EpochRows, curves, epochs_figure};
+use crate::run::{CURVES_FILE, EPOCH_ROWS_FILE, EPOCHS_FILE, EpochMetrics, PICTURE_FILE};
+
+/// How many test digits [`EPOCHS_FILE`] follows.
+pub const EPOCH_DIGITS: usize = 12;
+/// How many test digits [`PICTURE_FILE`] shows.
+const PICTURE_DIGITS: usize = 64;
+
+/// The pictures of one run folder.
+pub(super) struct RunPictures {
+    out: PathBuf,
+    /// Normalized inputs [count, 1, rows, cols] of the followed test digits.
+    digits: Vec<f32>,
+    count: usize,
+    size: [usize; 2],
+    rows: EpochRows,
+}
+
+impl RunPictures {
+    /// Pictures of a run writing into `out`, following the first images of `test`;
+    /// `epochs_done` epochs are already behind it (a resumed run continues its picture from
+    /// the rows saved beside it).
+    pub(super) fn new(out: &Path, test: &ImageSet, epochs_done: usize) -> Self {
+        let count = EPOCH_DIGITS.min(test.len());
+        let lut = normalization_lut(MEAN, STD);
+        let idx: Vec<usize> = (0..count).collect();
+        let (mut digits, mut labels) = (Vec::new(), Vec::new());
+        test.gather(&idx, &lut, &mut digits, &mut labels);
+        let input = EpochRow {
+            label: "input".into(),
+            width: test.cols,
+            height: test.rows,
+            images: test.images[..count * test.pixels()]
+                .iter()
+                .map(|&p| p as f32 / 255.0)
+                .collect(),
+        };
+        let mut rows = EpochRows::load(&out.join(EPOCH_ROWS_FILE))
+            .filter(|r| r.rows.first() == Some(&input))
+            .unwrap_or_default();
+        // Rows of epochs after the checkpoint (an epoch interrupted after its pictures were
+        // written but before its checkpoint) are dropped.
+        rows.rows.truncate(epochs_done + 1);
+        if rows.rows.is_empty() {
+            rows.rows.push(input);
+        }
+        Self {
+            out: out.to_path_buf(),
+            digits,
+            count,
+            size: [test.rows, test.cols],
+            rows,
+        }
+    }
+
+    /// Rewrites the pictures for `net` (eval mode) after the epochs of `history`.
+    pub(super) fn write(
+        &mut self,
+        net: &Net,
+        test: &ImageSet,
+        history: &[EpochMetrics],
+    ) -> Result<(), String> {
+        let fail = |path: &Path| {
+            let p = path.display().to_string();
+            move |e: String| format!("cannot write {p}: {e}")
+        };
+        let path = self.out.join(PICTURE_FILE);
+        crate::report::transformed_digits(net, test, PICTURE_DIGITS)
+            .save_png(&path)
+            .map_err(|e| e.to_string())
+            .map_err(fail(&path))?;
+        let points: Vec<CurvePoint> = history
+            .iter()
+            .map(|m| CurvePoint {
+                epoch: m.epoch,
+                train_loss: m.train_loss,
+                test_loss: m.test_loss,
+                test_accuracy: m.test_accuracy,
+            })
+            .collect();
+        let path = self.out.join(CURVES_FILE);
+        curves(&points)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.save_png(&path).map_err(|e| e.to_string()))
+            .map_err(fail(&path))?;
+        // The plain CNN has no transformer: nothing to show epoch by epoch.
+        if net.transformer.is_none() || self.count == 0 {
+            return Ok(());
+        }
+        let device = net.conv1.weight.val().device();
+        let [h, w] = self.size;
+        let x = Tensor::<4>::from_data(
+            TensorData::new(self.digits.clone(), [self.count, 1, h, w]),
+            &device,
+        );
+        let out = net.transform(x);
+        let [_, _, oh, ow] = out.dims();
+        let images: Vec<f32> = out
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?
+            .iter()
+            .map(|v| (v * STD + MEAN).clamp(0.0, 1.0))
+            .collect();
+        let epoch = history.last().map_or(0, |m| m.epoch);
+        self.rows.rows.push(EpochRow {
+            label: format!("epoch {epoch}"),
+            width: ow,
+            height: oh,
+            images,
+        });
+        let path = self.out.join(EPOCH_ROWS_FILE);
+        self.rows
+            .save(&path)
+            .map_err(|e| e.to_string())
+            .map_err(fail(&path))?;
+        let path = self.out.join(EPOCHS_FILE);
+        epochs_figure(
+            &self.rows.rows,
+            "The same test digits after the spatial transformer, epoch by epoch",
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.save_png(&path).map_err(|e| e.to_string()))
+        .map_err(fail(&path))
+    }
+}
