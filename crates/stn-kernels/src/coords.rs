@@ -4,9 +4,10 @@
 //!
 //! The kernel followed is the vectorized one, `aten/src/ATen/native/cpu/GridSamplerKernel.cpp`
 //! (`ComputeLocation`, `ApplyGridSample`), which is what `F.grid_sample` runs on the CPU for
-//! 4-d inputs, not the scalar reference in `GridSampler.h` (used by the CUDA kernel and the 3-d
-//! one). The two agree on ordinary coordinates but not on special ones, and several of the
-//! rules below exist only to give NaN, infinite and huge coordinates PyTorch's results:
+//! 4-d inputs, not the scalar rules of `GridSampler.h` (which PyTorch's other grid samplers
+//! follow: 3-d, CUDA, the CPU fallback for inputs too large for 32-bit offsets). The two agree
+//! on ordinary coordinates but not on special ones, and several of the rules below exist only
+//! to give NaN, infinite and huge coordinates PyTorch's results:
 //!
 //! * the forward pass clips with x86's `maxps`/`minps` (a NaN coordinate becomes 0); the
 //!   backward pass clips with `at::vec::maximum/minimum` (a NaN stays NaN and its neighbours
@@ -46,8 +47,8 @@ pub fn unnormalize<T: Real>(coord: T, size: usize, align_corners: bool) -> (T, T
 }
 
 /// x86's `maxps(a, b)`: `a` where `a > b`, else `b`, so a NaN `a` gives `b`. PyTorch's forward
-/// clip (`Vectorized::clamp_min` is `_mm256_max_ps(a, min)`) sends a NaN coordinate to 0 this
-/// way.
+/// clip is `clamp_max(max, clamp_min(0, x))`, `clamp_min`'s operands inverted on purpose ("to
+/// clamp Nans to zero"): `maxps(x, 0)`, which sends a NaN coordinate to 0.
 #[inline(always)]
 fn max_ps<T: Real>(a: T, b: T) -> T {
     if a > b { a } else { b }
@@ -86,7 +87,7 @@ fn clip<T: Real>(x: T, size: usize) -> T {
     min_ps(max_ps(x, T::zero()), T::of_usize(size) - T::one())
 }
 
-/// The backward clip (`clip_coordinates_set_grad`): the clipped coordinate, and whether the
+/// The backward clip (`clip_coordinates_get_grad`): the clipped coordinate, and whether the
 /// gradient passes. PyTorch takes `maximum(x, 0)` and `minimum(.., size - 1)` (NaN stays NaN)
 /// and passes the gradient where neither result has the bits of its bound, so the borders
 /// themselves count as outside and a NaN passes. (`maximum` never returns -0 here: `maxps`
@@ -131,7 +132,7 @@ fn reflect<T: Real>(x: T, size: usize, align_corners: bool) -> T {
     minimum(extra, twice - extra) + low
 }
 
-/// The backward reflection (`reflect_coordinates_set_grad`): the reflected coordinate and the
+/// The backward reflection (`reflect_coordinates_get_grad`): the reflected coordinate and the
 /// sign of its derivative, chosen by `extra > twice - extra` (false for NaN) xor `x < low`.
 #[inline(always)]
 fn reflect_grad<T: Real>(x: T, size: usize, align_corners: bool) -> (T, T) {

@@ -80,7 +80,7 @@ fn pixel<S: Simd>(g: S::F, size: usize, border: bool, align: bool, backward: boo
     if border {
         let max = s(sizef - 1.0);
         if backward {
-            // `clip_coordinates_set_grad`: NaN stays NaN (and passes the gradient); the
+            // `clip_coordinates_get_grad`: NaN stays NaN (and passes the gradient); the
             // borders themselves pass none.
             let lo = S::le(x, S::zero());
             let hi = S::ge(x, max);
