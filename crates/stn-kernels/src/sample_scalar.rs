@@ -5,7 +5,7 @@
 use super::Real;
 use super::coords::{
     cubic_coefficients, cubic_coefficients_grad, in_bounds, pad_coordinate, source_index,
-    source_index_forward, unnormalize,
+    source_index_forward, to_index, unnormalize,
 };
 use super::grid_sample::SampleShape;
 use crate::{Interpolation, Padding};
@@ -121,7 +121,7 @@ pub fn padding_of(p: u8) -> Padding {
 pub struct Bilinear<T> {
     x0: i64,
     y0: i64,
-    /// x - x0, x0 + 1 - x, y - y0, y0 + 1 - y.
+    /// PyTorch's w = x - x0, e = 1 - w, n = y - y0, s = 1 - n.
     fx: T,
     fx1: T,
     fy: T,
@@ -129,18 +129,23 @@ pub struct Bilinear<T> {
 }
 
 impl<T: Real> Bilinear<T> {
+    /// From pixel coordinates as PyTorch's vectorized kernel takes them: the weights from the
+    /// coordinates themselves (NaN for a NaN or infinite one, which makes the output NaN even
+    /// where no neighbour is in range), `e` and `s` as `1 - w` and `1 - n` (not GridSampler.h's
+    /// `x0 + 1 - x`), the corner indices by [`to_index`].
     #[inline(always)]
     fn new(ix: T, iy: T) -> Self {
         let x0f = ix.floor();
         let y0f = iy.floor();
         let one = T::one();
+        let (fx, fy) = (ix - x0f, iy - y0f);
         Bilinear {
-            x0: x0f.trunc_i64(),
-            y0: y0f.trunc_i64(),
-            fx: ix - x0f,
-            fx1: x0f + one - ix,
-            fy: iy - y0f,
-            fy1: y0f + one - iy,
+            x0: to_index(x0f),
+            y0: to_index(y0f),
+            fx,
+            fx1: one - fx,
+            fy,
+            fy1: one - fy,
         }
     }
 
@@ -190,12 +195,23 @@ impl<T: Real> CubicTaps<T> {
         let y0 = iy.floor();
         let (tx, ty) = (ix - x0, iy - y0);
         let mut offset = [[None; 4]; 4];
+        // PyTorch's `get_value_bounded`: each tap padded on its own (the forward clip, so a
+        // NaN tap reads pixel 0 under border and reflection padding), then range-checked.
         let xs: [i64; 4] = core::array::from_fn(|i| {
-            pad_coordinate(x0 + T::constant(i as f64 - 1.0), s.w_in, padding, align).trunc_i64()
+            to_index(pad_coordinate(
+                x0 + T::constant(i as f64 - 1.0),
+                s.w_in,
+                padding,
+                align,
+            ))
         });
         for (j, row) in offset.iter_mut().enumerate() {
-            let y = pad_coordinate(y0 + T::constant(j as f64 - 1.0), s.h_in, padding, align)
-                .trunc_i64();
+            let y = to_index(pad_coordinate(
+                y0 + T::constant(j as f64 - 1.0),
+                s.h_in,
+                padding,
+                align,
+            ));
             for (slot, &x) in row.iter_mut().zip(&xs) {
                 *slot = in_bounds(y, x, s.h_in, s.w_in).then(|| y as usize * s.w_in + x as usize);
             }
@@ -248,7 +264,7 @@ pub fn forward_item<T: Real, C: Coords<T>, const PAD: u8, const ALIGN: bool>(
             Interpolation::Nearest => {
                 let ix = source_index_forward(gx, s.w_in, pad, ALIGN);
                 let iy = source_index_forward(gy, s.h_in, pad, ALIGN);
-                let (x, y) = (ix.round_even().trunc_i64(), iy.round_even().trunc_i64());
+                let (x, y) = (to_index(ix.round_even()), to_index(iy.round_even()));
                 let inside = in_bounds(y, x, s.h_in, s.w_in);
                 let off = if inside {
                     y as usize * s.w_in + x as usize
@@ -267,15 +283,19 @@ pub fn forward_item<T: Real, C: Coords<T>, const PAD: u8, const ALIGN: bool>(
                 let taps = CubicTaps::new(gx, gy, s, pad, ALIGN);
                 for c in 0..s.c {
                     let plane = &input[c * plane_in..(c + 1) * plane_in];
-                    let mut acc = T::zero();
-                    for j in 0..4 {
-                        let mut row = T::zero();
-                        for i in 0..4 {
-                            row = row + taps.value(plane, i, j) * taps.cx[i];
-                        }
-                        acc = acc + row * taps.cy[j];
-                    }
-                    out[c * plane_out + p] = acc;
+                    // PyTorch's association: each row's four products summed left to right,
+                    // then the rows'.
+                    let v = |i: usize, j: usize| taps.value(plane, i, j);
+                    let row = |j: usize| {
+                        taps.cx[0] * v(0, j)
+                            + taps.cx[1] * v(1, j)
+                            + taps.cx[2] * v(2, j)
+                            + taps.cx[3] * v(3, j)
+                    };
+                    out[c * plane_out + p] = taps.cy[0] * row(0)
+                        + taps.cy[1] * row(1)
+                        + taps.cy[2] * row(2)
+                        + taps.cy[3] * row(3);
                 }
             }
         }
@@ -330,9 +350,12 @@ pub fn backward_item<T: Real, C: Coords<T>, G: CoordGrads<T>, const PAD: u8, con
             }
             Interpolation::Nearest => {
                 if let Some(gin) = gin.as_deref_mut() {
-                    let (ix, _) = source_index(gx, s.w_in, pad, ALIGN);
-                    let (iy, _) = source_index(gy, s.h_in, pad, ALIGN);
-                    let (x, y) = (ix.round_even().trunc_i64(), iy.round_even().trunc_i64());
+                    // PyTorch's nearest backward pads as its forward does (`apply`, not
+                    // `apply_get_grad`): a NaN coordinate's gradient goes to pixel 0 under
+                    // border and reflection padding.
+                    let ix = source_index_forward(gx, s.w_in, pad, ALIGN);
+                    let iy = source_index_forward(gy, s.h_in, pad, ALIGN);
+                    let (x, y) = (to_index(ix.round_even()), to_index(iy.round_even()));
                     if in_bounds(y, x, s.h_in, s.w_in) {
                         let off = y as usize * s.w_in + x as usize;
                         for c in 0..s.c {
@@ -353,23 +376,22 @@ pub fn backward_item<T: Real, C: Coords<T>, G: CoordGrads<T>, const PAD: u8, con
                 let (mut gix, mut giy) = (T::zero(), T::zero());
                 for c in 0..s.c {
                     let go = grad_out[c * plane_out + p];
-                    if let Some(gin) = gin.as_deref_mut() {
-                        let plane = &mut gin[c * plane_in..(c + 1) * plane_in];
+                    // PyTorch's order: tap (i, j) with i (x) outer; the input gradient and
+                    // the products as it associates them.
+                    let plane = &input[c * plane_in..(c + 1) * plane_in];
+                    let mut gplane = gin
+                        .as_deref_mut()
+                        .map(|g| &mut g[c * plane_in..(c + 1) * plane_in]);
+                    for i in 0..4 {
                         for j in 0..4 {
-                            for i in 0..4 {
-                                if let Some(off) = taps.offset[j][i] {
-                                    plane[off] = plane[off] + go * taps.cx[i] * taps.cy[j];
-                                }
+                            if let (Some(g), Some(off)) = (gplane.as_deref_mut(), taps.offset[j][i])
+                            {
+                                g[off] = g[off] + go * taps.cx[i] * taps.cy[j];
                             }
-                        }
-                    }
-                    if G::WANTED {
-                        let plane = &input[c * plane_in..(c + 1) * plane_in];
-                        for j in 0..4 {
-                            for i in 0..4 {
+                            if G::WANTED {
                                 let v = taps.value(plane, i, j);
-                                gix = gix - v * dx[i] * taps.cy[j] * go;
-                                giy = giy - v * dy[j] * taps.cx[i] * go;
+                                gix = gix - v * go * dx[i] * taps.cy[j];
+                                giy = giy - v * go * dy[j] * taps.cx[i];
                             }
                         }
                     }

@@ -1,8 +1,9 @@
 //! Bilinear sampling of f32 tensors, a vector of output pixels at a time (zeros and border
 //! padding; the scalar code handles the rest), one source for every path ([`crate::simd`]).
-//! Each lane computes exactly what the scalar code computes, in the same order, with no fused
-//! multiply-adds, so outputs and grid gradients are bit-identical to the scalar path's on
-//! every path; input gradients are summed in another (fixed) order.
+//! Each lane computes exactly what the scalar code computes, in the same order, fusing only the
+//! multiply-add the scalar code fuses (unnormalizing), so outputs and grid gradients are
+//! bit-identical to the scalar path's on every path, NaN and infinite coordinates included;
+//! input gradients are summed in another (fixed) order.
 
 use crate::grid_sample::SampleShape;
 use crate::simd::{MAX_LANES, Simd};
@@ -61,7 +62,7 @@ unsafe fn load_coords<S: Simd>(c: &VecCoords, p: usize) -> (S::F, S::F) {
 }
 
 /// Pixel coordinates of normalized coordinates, and d(pixel)/d(coordinate), with PyTorch's
-/// border clipping and out-of-range handling (see `coords.rs`).
+/// border clipping (see `coords.rs`: the same rules, lane by lane).
 #[inline(always)]
 fn pixel<S: Simd>(g: S::F, size: usize, border: bool, align: bool, backward: bool) -> (S::F, S::F) {
     let s = S::splat;
@@ -79,20 +80,19 @@ fn pixel<S: Simd>(g: S::F, size: usize, border: bool, align: bool, backward: boo
     if border {
         let max = s(sizef - 1.0);
         if backward {
+            // `clip_coordinates_get_grad`: NaN stays NaN (and passes the gradient); the
+            // borders themselves pass none.
             let lo = S::le(x, S::zero());
             let hi = S::ge(x, max);
             x = S::select(hi, max, x);
             x = S::select(lo, S::zero(), x);
             gm = S::select(S::or(lo, hi), S::zero(), gm);
         } else {
-            // std::min(max, std::max(x, 0)) sends NaN to max.
-            let clipped = S::min(S::max(x, S::zero()), max);
-            x = S::select(S::is_nan(x), max, clipped);
+            // `clip_coordinates`: minps(maxps(x, 0), max), which sends NaN to 0.
+            x = S::min(S::max(x, S::zero()), max);
         }
     }
-    // Unindexable coordinates (NaN, huge) go far out of bounds.
-    let keep = S::le(S::abs(x), s((i32::MAX - 1) as f32));
-    (S::select(keep, x, s(-100.0)), gm)
+    (x, gm)
 }
 
 /// Bilinear interpolation state of one vector of pixels.
@@ -109,11 +109,15 @@ struct Lanes<S: Simd> {
 }
 
 impl<S: Simd> Lanes<S> {
+    /// As `sample_scalar::Bilinear::new`: weights from the coordinates themselves (NaN for a
+    /// NaN or infinite one), `1 - w` and `1 - n` for the far weights, and NaN or huge corner
+    /// coordinates converted to `i32::MIN` (out of range, with its neighbour).
     #[inline(always)]
     fn new(ix: S::F, iy: S::F, h: usize, w: usize) -> Self {
         let one = S::splat(1.0);
         let (x0f, y0f) = (S::floor(ix), S::floor(iy));
         let (x0, y0) = (S::to_i32(x0f), S::to_i32(y0f));
+        let (fx, fy) = (S::sub(ix, x0f), S::sub(iy, y0f));
         let i1 = S::splat_i(1);
         let (x1, y1) = (S::add_i(x0, i1), S::add_i(y0, i1));
         let inside = |v: S::I, n: usize| {
@@ -121,10 +125,10 @@ impl<S: Simd> Lanes<S> {
         };
         let (vx0, vx1, vy0, vy1) = (inside(x0, w), inside(x1, w), inside(y0, h), inside(y1, h));
         Lanes {
-            fx: S::sub(ix, x0f),
-            fx1: S::sub(S::add(x0f, one), ix),
-            fy: S::sub(iy, y0f),
-            fy1: S::sub(S::add(y0f, one), iy),
+            fx,
+            fx1: S::sub(one, fx),
+            fy,
+            fy1: S::sub(one, fy),
             i00: S::add_i(S::mul_i(y0, S::splat_i(w as i32)), x0),
             mask: [
                 S::and(vx0, vy0),

@@ -243,9 +243,10 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// a * b + c rounded once on every path (the portable one calls `f32::mul_add`): for the
     /// formulas whose rounding PyTorch's results depend on, such as unnormalizing coordinates.
     fn fused_mul_add(a: Self::F, b: Self::F, c: Self::F) -> Self::F;
-    /// `a` where `a < b`, else `b` (x86's `minps`; only used where NaN lanes are replaced).
+    /// `a` where `a < b`, else `b` (x86's `minps`, on every path: a NaN `a` gives `b`).
     fn min(a: Self::F, b: Self::F) -> Self::F;
-    /// `a` where `a > b`, else `b` (x86's `maxps`; only used where NaN lanes are replaced).
+    /// `a` where `a > b`, else `b` (x86's `maxps`, on every path: a NaN `a` gives `b`, which
+    /// the sampler's forward clip relies on, as PyTorch's does).
     fn max(a: Self::F, b: Self::F) -> Self::F;
     /// |a|.
     fn abs(a: Self::F) -> Self::F;
@@ -275,7 +276,9 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn bits(m: Self::M) -> u32;
     /// Sum of the lanes, in a fixed order.
     fn hsum(a: Self::F) -> f32;
-    /// Truncation toward zero of lanes within i32 range.
+    /// Truncation toward zero; NaN and lanes outside i32's range give `i32::MIN` (x86's
+    /// `cvttps2dq`, on every path: the sampler relies on it to keep such coordinates out of
+    /// range, as PyTorch's kernel does).
     fn to_i32(a: Self::F) -> Self::I;
     /// All lanes `x`.
     fn splat_i(x: i32) -> Self::I;

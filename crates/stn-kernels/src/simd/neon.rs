@@ -135,7 +135,12 @@ impl Simd for Neon {
     }
     #[inline(always)]
     fn to_i32(a: float32x4_t) -> int32x4_t {
-        unsafe { vcvtq_s32_f32(a) }
+        // vcvtq saturates and sends NaN to 0; x86 gives i32::MIN for both.
+        unsafe {
+            let lim = vdupq_n_f32(2_147_483_648.0);
+            let inside = vandq_u32(vcgeq_f32(a, vnegq_f32(lim)), vcltq_f32(a, lim));
+            vbslq_s32(inside, vcvtq_s32_f32(a), vdupq_n_s32(i32::MIN))
+        }
     }
     #[inline(always)]
     fn splat_i(x: i32) -> int32x4_t {

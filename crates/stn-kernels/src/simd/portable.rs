@@ -139,7 +139,14 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn to_i32(a: [f32; L]) -> [i32; L] {
-        a.map(|x| x as i32)
+        // `as` saturates and sends NaN to 0; x86 gives i32::MIN for both.
+        a.map(|x| {
+            if (-2_147_483_648.0..2_147_483_648.0).contains(&x) {
+                x as i32
+            } else {
+                i32::MIN
+            }
+        })
     }
     #[inline(always)]
     fn splat_i(x: i32) -> [i32; L] {
