@@ -62,7 +62,7 @@ fn forward_backward(
 /// (each on its own autodiff graph), their gradients then averaged with the halves' weights:
 /// the gradient of the whole batch's mean loss. Threads hand work back and forth far less this
 /// way than when every kernel splits itself. Deterministic: the split, the halves' dropout
-/// generators and the order of the sums are fixed.
+/// generators and the order of the sums are fixed. On a GPU device the batch is not split.
 pub fn data_parallel_step(
     net: &Net,
     set: &ImageSet,
@@ -74,8 +74,9 @@ pub fn data_parallel_step(
     // Halves of whole blocks of 8 images (the convolution kernels' vector width).
     let half = idx.len().div_ceil(16) * 8;
     // Split whatever the thread count (one thread runs the halves in turn), so results do not
-    // depend on it.
-    if idx.len() < 16 {
+    // depend on it. Off the CPU (a GPU device) the whole batch is one step: the device
+    // parallelizes it.
+    if idx.len() < 16 || !crate::device::is_cpu(device) {
         return match dropout {
             Dropout::Drawn(rng) => {
                 forward_backward(net, set, idx, lut, &mut Mode::Train(rng), device)
