@@ -16,7 +16,7 @@ use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
 use super::coords::{BICUBIC, BILINEAR, BORDER, NEAREST, REFLECTION, ZEROS};
 use super::count_launch;
 use super::sample_backward::{self, THETA_UNITS};
-use super::{affine_grid, sample};
+use super::sample;
 use crate::ops::kernels::affine_grid::base_coordinates;
 use crate::ops::{Interpolation, Padding, SampleOptions};
 
@@ -32,6 +32,7 @@ const MAX_PARTIAL_BYTES: usize = 256 << 20;
 /// index fits the kernels' 32-bit arithmetic.
 const MAX_SIDE: usize = 1 << 24;
 
+/// The kernels' compile-time codes of the options.
 fn codes(options: SampleOptions) -> (u32, u32) {
     let mode = match options.mode {
         Interpolation::Bilinear => BILINEAR,
@@ -446,7 +447,7 @@ pub fn affine_grid(theta: CubeTensor, height: usize, width: usize, align: bool) 
     let (count, dim) = elementwise(&client, total);
     let dtype = dtype_to_storage_type(theta.dtype);
     count_launch();
-    affine_grid::affine_grid_kernel::launch(
+    super::affine_grid::affine_grid_kernel::launch(
         &client,
         count,
         dim,

@@ -103,5 +103,3 @@ impl StnBackend for CubeBackend {
         affine_sample_backward(input, theta, grad_output, options, want_input, want_theta)
     }
 }
-
-/// The kernels' compile-time codes of the options.
