@@ -59,7 +59,10 @@ fn wgpu_tutorial_net_matches_pytorch() {
     let net = load_state_dict(net, &state).expect("fixture state_dict fits");
     let x: Tensor<4> = fx.input.tensor(&device, DType::F32);
 
-    let stn = net.transformer.as_ref().expect("tutorial net has a transformer");
+    let stn = net
+        .transformer
+        .as_ref()
+        .expect("tutorial net has a transformer");
     assert_rel(
         "theta",
         &values(stn.params(x.clone())),
@@ -193,7 +196,11 @@ fn wgpu_training_step_keeps_the_sampling_ops_on_the_device() {
             files.push(entry.unwrap().path());
         }
     }
-    for file in ["src/ops/mod.rs", "src/ops/autodiff.rs", "src/ops/composite.rs"] {
+    for file in [
+        "src/ops/mod.rs",
+        "src/ops/autodiff.rs",
+        "src/ops/composite.rs",
+    ] {
         files.push(root.join(file));
     }
     for path in files {

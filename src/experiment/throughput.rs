@@ -180,7 +180,13 @@ pub fn train(
     trainer.train_steps(&data.train, timed, &mut rng, &mut Silent, &stop)?;
     sync(device);
     let elapsed = started.elapsed();
-    Ok(result("train", timed.len(), elapsed, device, warmup_seconds))
+    Ok(result(
+        "train",
+        timed.len(),
+        elapsed,
+        device,
+        warmup_seconds,
+    ))
 }
 
 /// Evaluates the tutorial network on the whole test set (after one warm-up pass over

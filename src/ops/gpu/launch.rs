@@ -15,8 +15,8 @@ use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
 
 use super::coords::{BICUBIC, BILINEAR, BORDER, NEAREST, REFLECTION, ZEROS};
 use super::count_launch;
-use super::sample_backward::{self, THETA_UNITS};
 use super::sample;
+use super::sample_backward::{self, THETA_UNITS};
 use crate::ops::kernels::affine_grid::base_coordinates;
 use crate::ops::{Interpolation, Padding, SampleOptions};
 

@@ -34,11 +34,11 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::{SampleOptions, StnBackend};
+pub use launch::partial_chunks;
 use launch::{
     affine_grid, affine_grid_backward, affine_sample, affine_sample_backward, grid_sample,
     grid_sample_backward,
 };
-pub use launch::partial_chunks;
 
 static LAUNCHES: AtomicU64 = AtomicU64::new(0);
 
