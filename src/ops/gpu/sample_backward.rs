@@ -28,6 +28,8 @@ pub const THETA_UNITS: u32 = 64;
 const THETA_LEVELS: usize = 6;
 
 /// Adds `value` to `plane[y, x]` if that pixel exists.
+// Written out as `t[at] = t[at] + value`: the form the kernels were tested with.
+#[allow(clippy::assign_op_pattern)]
 #[cube]
 fn add_if_inside<F: Float>(
     t: &mut Tensor<F>,
@@ -157,6 +159,8 @@ pub struct InfTally {
 #[cube]
 impl InfTally {
     /// Nothing tallied.
+    // A `#[cube]` constructor: `Default` would not be callable from kernel code.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> InfTally {
         InfTally {
             nan: false,
