@@ -1,5 +1,6 @@
 //! Compute device selection: the Flex CPU backend by default, GPU backends when compiled in.
 
+use burn::backend::DispatchDevice;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -56,4 +57,13 @@ impl DeviceKind {
             Self::Wgpu => "wgpu",
         }
     }
+}
+
+/// Whether `device` (with or without autodiff) is the Flex CPU backend, whose kernels run on
+/// this process's threads; false for the GPU backends.
+pub fn is_cpu(device: &Device) -> bool {
+    matches!(
+        device.clone().without_autodiff().as_dispatch(),
+        DispatchDevice::Flex(_)
+    )
 }

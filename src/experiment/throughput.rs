@@ -1,6 +1,11 @@
 //! Throughput of the real training, evaluation and op paths (`stn bench`).
 //! They time the same code `stn train` runs, after a warm-up; ratios against PyTorch come from
 //! `bench/compare.py`, which runs both in one go.
+//!
+//! On a GPU, work is queued and runs asynchronously: every timed part starts and ends with
+//! [`Device::sync`], which waits until the device has finished everything queued, so the
+//! seconds are the device's real time (the warm-up, which compiles the kernels, is timed
+//! apart).
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -37,6 +42,10 @@ pub struct BenchResult {
     /// CPU time (all threads, user + system) of the timed part, where the OS reports it: on a
     /// machine shared with other work, wall time measures the neighbours as much as us.
     pub cpu_seconds: Option<f64>,
+    /// The device, as burn names it (e.g. `Flex`, or the wgpu adapter).
+    pub device: String,
+    /// Seconds of the untimed warm-up (on a GPU: mostly compiling the kernels), synced.
+    pub warmup_seconds: f64,
 }
 
 impl std::fmt::Display for BenchResult {
@@ -49,7 +58,7 @@ impl std::fmt::Display for BenchResult {
             .map_or("n/a".into(), |c| format!("{c:.3} s"));
         write!(
             f,
-            "{}: {:.0} images/s ({} images in {:.3} s, CPU {cpu}, {:.3} ms per 64; {} threads, {} kernels; peak RSS {rss})",
+            "{}: {:.0} images/s ({} images in {:.3} s, CPU {cpu}, {:.3} ms per 64; {} threads, {} kernels; warm-up {:.1} s; peak RSS {rss}; {})",
             self.name,
             self.images_per_second,
             self.images,
@@ -57,6 +66,8 @@ impl std::fmt::Display for BenchResult {
             64000.0 / self.images_per_second,
             self.threads,
             self.kernel_path,
+            self.warmup_seconds,
+            self.device,
         )
     }
 }
@@ -105,8 +116,16 @@ impl Clock {
     }
 }
 
-fn result(name: &str, images: usize, (seconds, cpu_seconds): (f64, Option<f64>)) -> BenchResult {
+fn result(
+    name: &str,
+    images: usize,
+    (seconds, cpu_seconds): (f64, Option<f64>),
+    device: &Device,
+    warmup_seconds: f64,
+) -> BenchResult {
     BenchResult {
+        device: format!("{device:?}"),
+        warmup_seconds,
         cpu_seconds,
         name: name.to_string(),
         images_per_second: images as f64 / seconds,
@@ -116,6 +135,13 @@ fn result(name: &str, images: usize, (seconds, cpu_seconds): (f64, Option<f64>))
         threads: rayon::current_num_threads(),
         kernel_path: crate::ops::kernels::isa().name(),
     }
+}
+
+/// Waits until `device` has run everything queued (a no-op on the CPU).
+fn sync(device: &Device) {
+    device
+        .sync()
+        .expect("stn bench: the device failed while running the benchmark");
 }
 
 /// Trains the tutorial network for `warmup` then `batches` timed mini-batches of `batch_size`
@@ -146,10 +172,21 @@ pub fn train(
         .collect();
     let stop = AtomicBool::new(false);
     let (warm, timed) = order.split_at(warmup * batch_size);
+    let warm_start = Instant::now();
     trainer.train_steps(&data.train, warm, &mut rng, &mut Silent, &stop)?;
+    sync(device);
+    let warmup_seconds = warm_start.elapsed().as_secs_f64();
     let started = Clock::start();
     trainer.train_steps(&data.train, timed, &mut rng, &mut Silent, &stop)?;
-    Ok(result("train", timed.len(), started.elapsed()))
+    sync(device);
+    let elapsed = started.elapsed();
+    Ok(result(
+        "train",
+        timed.len(),
+        elapsed,
+        device,
+        warmup_seconds,
+    ))
 }
 
 /// Evaluates the tutorial network on the whole test set (after one warm-up pass over
@@ -158,10 +195,15 @@ pub fn eval(data: &Dataset, batch_size: usize, device: &Device) -> BenchResult {
     let net = crate::model::Net::new(&ModelConfig::tutorial(), 1, device).valid();
     let mut warm = data.test.clone();
     warm.truncate(batch_size.min(data.test.len()));
+    let warm_start = Instant::now();
     evaluate(&net, &warm, batch_size);
+    sync(device);
+    let warmup_seconds = warm_start.elapsed().as_secs_f64();
     let started = Clock::start();
     evaluate(&net, &data.test, batch_size);
-    result("eval", data.test.len(), started.elapsed())
+    sync(device);
+    let elapsed = started.elapsed();
+    result("eval", data.test.len(), elapsed, device, warmup_seconds)
 }
 
 /// affine_grid + bilinear grid_sample, forward and backward (gradients to the input and
@@ -186,17 +228,24 @@ pub fn ops(shape: [usize; 4], iterations: usize, fused: bool, device: &Device) -
         let gt = theta.grad(&grads).expect("theta gradient");
         let _: f32 = (gx.sum() + gt.sum()).into_scalar();
     };
+    let warm_start = Instant::now();
     for _ in 0..iterations.div_ceil(10) {
         step();
     }
+    sync(&device);
+    let warmup_seconds = warm_start.elapsed().as_secs_f64();
     let started = Clock::start();
     for _ in 0..iterations {
         step();
     }
+    sync(&device);
+    let elapsed = started.elapsed();
     let name = if fused { "ops fused" } else { "ops" };
     result(
         &format!("{name} {n}x{c}x{h}x{w}"),
         n * iterations,
-        started.elapsed(),
+        elapsed,
+        &device,
+        warmup_seconds,
     )
 }

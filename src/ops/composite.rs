@@ -110,7 +110,7 @@ pub fn empty<B: Backend>(like: &FloatTensor<B>) -> FloatTensor<B> {
 }
 
 fn pool<B: Backend>(x: FloatTensor<B>) -> burn::backend::ops::MaxPool2dWithIndices<B> {
-    B::max_pool2d_with_indices(x, [2, 2], [2, 2], [0, 0], [1, 1], false, IntDType::I64)
+    B::max_pool2d_with_indices(x, [2, 2], [2, 2], [0, 0], [1, 1], false, IntDType::I32)
 }
 
 /// relu(max_pool2d(x, 2)).

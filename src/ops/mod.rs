@@ -6,20 +6,22 @@
 //!   pass backward (the plain-slice kernels of the `stn-kernels` crate, re-exported as
 //!   [`kernels`]), parallel over the batch and deterministic.
 //! - [`autodiff`]: under autodiff the backward passes are our own, not burn's generic chains.
+//! - `gpu` (cargo features `wgpu`, `cuda`): on burn's CubeCL backends the sampling ops are
+//!   CubeCL kernels, deterministic too; tensors stay on the device.
 //! - [`composite`]: the trait's default bodies for convolution and pooling, built from burn's
-//!   own backend operations, for every other backend.
-//! - [`host_fallback`]: other backends (GPU) run the sampling kernels on the host: correct,
-//!   not fast.
+//!   own backend operations, for every other backend (the GPU backends run burn's kernels).
 //!
 //! The free functions ([`grid_sample`], [`affine_grid`], [`affine_sample`], [`conv2d`], ...)
-//! are the API; they work on any device, with or without autodiff, in f32 and f64.
+//! are the API; they work on any device, with or without autodiff, in f32 and f64 (f64 on a
+//! GPU only where the device has it).
 //! [`FeatureMaps`] hides the memory layout the convolution kernels prefer from the networks.
 
 pub mod autodiff;
 pub mod composite;
 pub mod cpu;
 mod feature_maps;
-pub mod host_fallback;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub mod gpu;
 pub mod profile;
 
 use burn::backend::tensor::FloatTensor;
@@ -32,9 +34,18 @@ pub use stn_kernels::{Interpolation, Padding, SampleOptions};
 
 /// The backend extension: every backend that runs an STN implements these primitives.
 ///
-/// The default bodies are portable (the sampling kernels on the host, burn's own convolution
-/// and pooling), so any backend is correct; Flex and Autodiff override all of them. The GPU
-/// backends (CubeCL, with burn's operation fusion) use the defaults.
+/// The sampling primitives have no default body: Flex implements them with CPU kernels
+/// ([`cpu`]), burn's CubeCL backend with GPU kernels (`gpu`), Autodiff with our backward
+/// passes ([`autodiff`]). The convolution and pooling primitives default to burn's own
+/// operations ([`composite`]); Flex overrides them with fused CPU kernels.
+///
+/// Fusion (the GPU features turn burn's operation fusion on): every sampling primitive is
+/// `#[fusion(meta = ...)]`, which makes the macro register it in the fusion stream as an opaque
+/// custom operation with the output shapes the meta function states (`gpu::fusion_meta`);
+/// when the stream runs, the operation calls the inner backend's (CubeBackend's) kernels on the
+/// device handles: no host round trip, and burn's element-wise fusion keeps working around
+/// it. The other primitives are `#[fusion(default)]`: their default bodies are compositions of
+/// burn operations, which fusion handles itself.
 #[backend_extension(
     Autodiff,
     Flex,
@@ -43,18 +54,16 @@ pub use stn_kernels::{Interpolation, Padding, SampleOptions};
 )]
 pub trait StnBackend: Backend {
     /// grid_sample forward: input [N, C, Hi, Wi], grid [N, Ho, Wo, 2] -> [N, C, Ho, Wo].
-    #[fusion(default)]
+    #[fusion(meta = gpu::fusion_meta::grid_sample)]
     fn stn_grid_sample(
         input: FloatTensor<Self>,
         grid: FloatTensor<Self>,
         options: SampleOptions,
-    ) -> FloatTensor<Self> {
-        host_fallback::grid_sample::<Self>(input, grid, options)
-    }
+    ) -> FloatTensor<Self>;
 
     /// grid_sample backward: (grad_input, grad_grid). A gradient that is not asked for comes back
     /// as an empty tensor of shape [0]; nearest mode's grid gradient is zero.
-    #[fusion(default)]
+    #[fusion(meta = gpu::fusion_meta::grid_sample_backward)]
     fn stn_grid_sample_backward(
         input: FloatTensor<Self>,
         grid: FloatTensor<Self>,
@@ -62,40 +71,27 @@ pub trait StnBackend: Backend {
         options: SampleOptions,
         want_input: bool,
         want_grid: bool,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        host_fallback::grid_sample_backward::<Self>(
-            input,
-            grid,
-            grad_output,
-            options,
-            want_input,
-            want_grid,
-        )
-    }
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// affine_grid forward: theta [N, 2, 3] -> grid [N, H, W, 2].
-    #[fusion(default)]
+    #[fusion(meta = gpu::fusion_meta::affine_grid)]
     fn stn_affine_grid(
         theta: FloatTensor<Self>,
         height: usize,
         width: usize,
         align_corners: bool,
-    ) -> FloatTensor<Self> {
-        host_fallback::affine_grid::<Self>(theta, height, width, align_corners)
-    }
+    ) -> FloatTensor<Self>;
 
     /// affine_grid backward: grad_grid [N, H, W, 2] -> grad_theta [N, 2, 3].
-    #[fusion(default)]
+    #[fusion(meta = gpu::fusion_meta::affine_grid_backward)]
     fn stn_affine_grid_backward(
         grad_grid: FloatTensor<Self>,
         align_corners: bool,
-    ) -> FloatTensor<Self> {
-        host_fallback::affine_grid_backward::<Self>(grad_grid, align_corners)
-    }
+    ) -> FloatTensor<Self>;
 
     /// grid_sample(input, affine_grid(theta)) in one pass: input [N, C, Hi, Wi], theta
     /// [N, 2, 3] -> [N, C, height, width].
-    #[fusion(default)]
+    #[fusion(meta = gpu::fusion_meta::affine_sample)]
     fn stn_affine_sample(
         input: FloatTensor<Self>,
         theta: FloatTensor<Self>,
@@ -109,7 +105,7 @@ pub trait StnBackend: Backend {
 
     /// Backward of [`StnBackend::stn_affine_sample`]: (grad_input, grad_theta); a gradient not
     /// asked for comes back as an empty tensor of shape [0].
-    #[fusion(default)]
+    #[fusion(meta = gpu::fusion_meta::affine_sample_backward)]
     fn stn_affine_sample_backward(
         input: FloatTensor<Self>,
         theta: FloatTensor<Self>,
@@ -212,10 +208,6 @@ pub trait StnBackend: Backend {
         composite::pool_relu_backward::<Self>(x, grad_output)
     }
 }
-
-/// The GPU backends run the portable default bodies.
-#[cfg(any(feature = "cuda", feature = "wgpu"))]
-impl StnBackend for burn::backend::Cube {}
 
 /// Samples `input` [N, C, Hi, Wi] at the normalized coordinates of `grid` [N, Ho, Wo, 2]
 /// (x then y, in [-1, 1]), as PyTorch's `F.grid_sample`. Differentiable with respect to both

@@ -86,7 +86,7 @@ fn forward_backward(
 /// (each on its own autodiff graph), their gradients then averaged with the halves' weights:
 /// the gradient of the whole batch's mean loss. Threads hand work back and forth far less this
 /// way than when every kernel splits itself. Deterministic: the split, the halves' dropout
-/// generators and the order of the sums are fixed.
+/// generators and the order of the sums are fixed. On a GPU device the batch is not split.
 pub fn data_parallel_step(
     net: &Net,
     set: &ImageSet,
@@ -110,8 +110,9 @@ pub fn data_parallel_step_on(net: &Net, batch: Batch, dropout: Dropout, device: 
     // Halves of whole blocks of 8 images (the convolution kernels' vector width).
     let half = idx.len().div_ceil(16) * 8;
     // Split whatever the thread count (one thread runs the halves in turn), so results do not
-    // depend on it.
-    if idx.len() < 16 {
+    // depend on it. Off the CPU (a GPU device) the whole batch is one step: the device
+    // parallelizes it.
+    if idx.len() < 16 || !crate::device::is_cpu(device) {
         return match dropout {
             Dropout::Drawn(rng) => forward_backward(net, batch, 0, &mut Mode::Train(rng), device),
             Dropout::Given(mut masks) => {
