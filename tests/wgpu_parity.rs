@@ -14,7 +14,7 @@ mod wgpu_support;
 use burn::tensor::{DType, Device, Tensor};
 use serde::Deserialize;
 use stn::ops::{self, Interpolation, Padding, SampleOptions};
-use wgpu_support::{Fx, assert_rel, load, values, wgpu};
+use wgpu_support::{Fx, assert_rel, load, max_abs_diff, values, wgpu};
 
 /// Relative tolerance against PyTorch (f32).
 const TOL: f64 = 1e-4;
@@ -360,7 +360,15 @@ fn wgpu_degenerate_shapes_match_cpu() {
             let what = format!("{input_shape:?} -> {out:?} {o:?}");
             assert_rel(&format!("{what} output"), &g.0, &c.0, TOL);
             assert_rel(&format!("{what} grad_input"), &g.1, &c.1, TOL);
-            assert_rel(&format!("{what} grad_grid"), &g.2, &c.2, TOL);
+            if input_shape[2] == 1 && input_shape[3] == 1 {
+                // A 1x1 input: every tap reads the same pixel, so the grid gradient is zero up
+                // to rounding (the taps' weights sum to a constant) and its relative error
+                // measures noise; compare it absolutely, at the scale of the inputs (1).
+                let d = max_abs_diff(&g.2, &c.2).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(d <= TOL, "{what} grad_grid: max abs error {d:e} > {TOL:e}");
+            } else {
+                assert_rel(&format!("{what} grad_grid"), &g.2, &c.2, TOL);
+            }
         }
     }
 }
