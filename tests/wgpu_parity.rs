@@ -108,27 +108,25 @@ fn grid_sample_run(
 fn wgpu_grid_sample_matches_pytorch_f32() {
     let device = wgpu();
     let mut count = 0;
-    let (file, content) = load::<GridSampleFile>("grid_sample.json");
-    {
-        for case in &content.cases {
-            let o = options(case);
-            let what = format!("{file} {o:?}");
-            let (out, gi, gg) =
-                grid_sample_run(&device, &case.input, &case.grid, &case.grad_output, o);
-            assert_rel(&format!("{what} output"), &out, &case.output.data, TOL);
-            assert_rel(
-                &format!("{what} grad_input"),
-                &gi,
-                &case.grad_input.data,
-                TOL,
-            );
-            match &case.grad_grid {
-                Some(want) => assert_rel(&format!("{what} grad_grid"), &gg, &want.data, TOL),
-                // PyTorch gives no grid gradient in nearest mode; ours is zero.
-                None => assert!(gg.iter().all(|&v| v == 0.0), "{what}: nonzero grad_grid"),
-            }
-            count += 1;
+    let file = "grid_sample.json";
+    let content: GridSampleFile = load(file);
+    for case in &content.cases {
+        let o = options(case);
+        let what = format!("{file} {o:?}");
+        let (out, gi, gg) = grid_sample_run(&device, &case.input, &case.grid, &case.grad_output, o);
+        assert_rel(&format!("{what} output"), &out, &case.output.data, TOL);
+        assert_rel(
+            &format!("{what} grad_input"),
+            &gi,
+            &case.grad_input.data,
+            TOL,
+        );
+        match &case.grad_grid {
+            Some(want) => assert_rel(&format!("{what} grad_grid"), &gg, &want.data, TOL),
+            // PyTorch gives no grid gradient in nearest mode; ours is zero.
+            None => assert!(gg.iter().all(|&v| v == 0.0), "{what}: nonzero grad_grid"),
         }
+        count += 1;
     }
     assert!(
         count >= 18,
@@ -140,25 +138,24 @@ fn wgpu_grid_sample_matches_pytorch_f32() {
 fn wgpu_affine_grid_matches_pytorch_f32() {
     let device = wgpu().autodiff();
     let mut count = 0;
-    let (file, content) = load::<AffineGridFile>("affine_grid.json");
-    {
-        for case in &content.cases {
-            let what = format!("{file} align_corners={}", case.align_corners);
-            let theta: Tensor<3> = case.theta.tensor(&device, DType::F32).require_grad();
-            let (h, w) = (case.size[2], case.size[3]);
-            let grid = ops::affine_grid(theta.clone(), h, w, case.align_corners);
-            let up: Tensor<4> = case.grad_grid.tensor(&device, DType::F32);
-            let grads = (grid.clone() * up).sum().backward();
-            let gt = theta.grad(&grads).expect("theta gradient");
-            assert_rel(&format!("{what} grid"), &values(grid), &case.grid.data, TOL);
-            assert_rel(
-                &format!("{what} grad_theta"),
-                &values(gt),
-                &case.grad_theta.data,
-                TOL,
-            );
-            count += 1;
-        }
+    let file = "affine_grid.json";
+    let content: AffineGridFile = load(file);
+    for case in &content.cases {
+        let what = format!("{file} align_corners={}", case.align_corners);
+        let theta: Tensor<3> = case.theta.tensor(&device, DType::F32).require_grad();
+        let (h, w) = (case.size[2], case.size[3]);
+        let grid = ops::affine_grid(theta.clone(), h, w, case.align_corners);
+        let up: Tensor<4> = case.grad_grid.tensor(&device, DType::F32);
+        let grads = (grid.clone() * up).sum().backward();
+        let gt = theta.grad(&grads).expect("theta gradient");
+        assert_rel(&format!("{what} grid"), &values(grid), &case.grid.data, TOL);
+        assert_rel(
+            &format!("{what} grad_theta"),
+            &values(gt),
+            &case.grad_theta.data,
+            TOL,
+        );
+        count += 1;
     }
     assert!(count >= 2, "expected both align_corners conventions");
 }
