@@ -4,62 +4,14 @@
 mod common;
 
 use burn::tensor::{DType, Device, Tensor};
-use common::{Fx, assert_abs, assert_rel, load, values};
-use serde::Deserialize;
-use stn::ops::{self, Interpolation, Padding, SampleOptions};
+use common::{
+    AffineGridFile, GridSampleCase, GridSampleFile, assert_abs, assert_rel, load, values,
+};
+use stn::ops;
 
 /// Largest absolute error allowed in f64: the same formulas in another order differ by a few
 /// ulps of values of order 1 (measured: at most 4.3e-14).
 const F64_TOL: f64 = 1e-10;
-
-#[derive(Deserialize)]
-struct GridSampleFile {
-    cases: Vec<GridSampleCase>,
-}
-
-#[derive(Deserialize)]
-struct GridSampleCase {
-    mode: String,
-    padding_mode: String,
-    align_corners: bool,
-    input: Fx,
-    grid: Fx,
-    grad_output: Fx,
-    output: Fx,
-    grad_input: Fx,
-    grad_grid: Option<Fx>,
-}
-
-#[derive(Deserialize)]
-struct AffineGridFile {
-    cases: Vec<AffineGridCase>,
-}
-
-#[derive(Deserialize)]
-struct AffineGridCase {
-    align_corners: bool,
-    size: Vec<usize>,
-    theta: Fx,
-    grid: Fx,
-    grad_grid: Fx,
-    grad_theta: Fx,
-}
-
-fn options(case: &GridSampleCase) -> SampleOptions {
-    let mode = match case.mode.as_str() {
-        "bilinear" => Interpolation::Bilinear,
-        "nearest" => Interpolation::Nearest,
-        "bicubic" => Interpolation::Bicubic,
-        other => panic!("unknown mode {other}"),
-    };
-    let padding = match case.padding_mode.as_str() {
-        "zeros" => Padding::Zeros,
-        "border" => Padding::Border,
-        "reflection" => Padding::Reflection,
-        other => panic!("unknown padding {other}"),
-    };
-    SampleOptions::new(mode, padding, case.align_corners)
-}
 
 /// Runs one case forward and backward; returns (output, grad_input, grad_grid).
 fn run_case(case: &GridSampleCase, dtype: DType) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -67,7 +19,7 @@ fn run_case(case: &GridSampleCase, dtype: DType) -> (Vec<f64>, Vec<f64>, Vec<f64
     let input: Tensor<4> = case.input.tensor(&device, dtype).require_grad();
     let grid: Tensor<4> = case.grid.tensor(&device, dtype).require_grad();
     let up: Tensor<4> = case.grad_output.tensor(&device, dtype);
-    let out = ops::grid_sample(input.clone(), grid.clone(), options(case));
+    let out = ops::grid_sample(input.clone(), grid.clone(), case.options());
     let grads = (out.clone() * up).sum().backward();
     let gi = input.grad(&grads).expect("input gradient");
     let gg = grid.grad(&grads).map(values).unwrap_or_default();

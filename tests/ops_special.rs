@@ -13,7 +13,7 @@
 mod common;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use common::{Fx, assert_abs, assert_rel, load, max_abs_diff, values};
+use common::{Fx, assert_abs, assert_rel, load, max_abs_diff, sample_options, values};
 use serde::Deserialize;
 use stn::ops::{self, Interpolation, Padding, SampleOptions};
 
@@ -39,19 +39,7 @@ struct Case {
 }
 
 fn options(case: &Case) -> SampleOptions {
-    let mode = match case.mode.as_str() {
-        "bilinear" => Interpolation::Bilinear,
-        "nearest" => Interpolation::Nearest,
-        "bicubic" => Interpolation::Bicubic,
-        other => panic!("unknown mode {other}"),
-    };
-    let padding = match case.padding_mode.as_str() {
-        "zeros" => Padding::Zeros,
-        "border" => Padding::Border,
-        "reflection" => Padding::Reflection,
-        other => panic!("unknown padding {other}"),
-    };
-    SampleOptions::new(mode, padding, case.align_corners)
+    sample_options(&case.mode, &case.padding_mode, case.align_corners)
 }
 
 /// The same tolerance as the ordinary f64 cases: the formulas agree with PyTorch's to a few ulps.

@@ -12,61 +12,13 @@
 mod wgpu_support;
 
 use burn::tensor::{DType, Device, Tensor};
-use serde::Deserialize;
 use stn::ops::{self, Interpolation, Padding, SampleOptions};
-use wgpu_support::{Fx, assert_rel, load, max_abs_diff, values, wgpu};
+use wgpu_support::{
+    AffineGridFile, Fx, GridSampleFile, assert_rel, load, max_abs_diff, values, wgpu,
+};
 
 /// Relative tolerance against PyTorch (f32).
 const TOL: f64 = 1e-4;
-
-#[derive(Deserialize)]
-struct GridSampleFile {
-    cases: Vec<GridSampleCase>,
-}
-
-#[derive(Deserialize)]
-struct GridSampleCase {
-    mode: String,
-    padding_mode: String,
-    align_corners: bool,
-    input: Fx,
-    grid: Fx,
-    grad_output: Fx,
-    output: Fx,
-    grad_input: Fx,
-    grad_grid: Option<Fx>,
-}
-
-#[derive(Deserialize)]
-struct AffineGridFile {
-    cases: Vec<AffineGridCase>,
-}
-
-#[derive(Deserialize)]
-struct AffineGridCase {
-    align_corners: bool,
-    size: Vec<usize>,
-    theta: Fx,
-    grid: Fx,
-    grad_grid: Fx,
-    grad_theta: Fx,
-}
-
-fn options(case: &GridSampleCase) -> SampleOptions {
-    let mode = match case.mode.as_str() {
-        "bilinear" => Interpolation::Bilinear,
-        "nearest" => Interpolation::Nearest,
-        "bicubic" => Interpolation::Bicubic,
-        other => panic!("unknown mode {other}"),
-    };
-    let padding = match case.padding_mode.as_str() {
-        "zeros" => Padding::Zeros,
-        "border" => Padding::Border,
-        "reflection" => Padding::Reflection,
-        other => panic!("unknown padding {other}"),
-    };
-    SampleOptions::new(mode, padding, case.align_corners)
-}
 
 /// Every (mode, padding, align_corners).
 fn all_options() -> Vec<SampleOptions> {
@@ -111,7 +63,7 @@ fn wgpu_grid_sample_matches_pytorch_f32() {
     let file = "grid_sample.json";
     let content: GridSampleFile = load(file);
     for case in &content.cases {
-        let o = options(case);
+        let o = case.options();
         let what = format!("{file} {o:?}");
         let (out, gi, gg) = grid_sample_run(&device, &case.input, &case.grid, &case.grad_output, o);
         assert_rel(&format!("{what} output"), &out, &case.output.data, TOL);

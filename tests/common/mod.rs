@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use stn::ops::{Interpolation, Padding, SampleOptions};
 
 /// The fixture folder: `STN_TORCH_FIXTURES` if set, else the vendored copy.
 pub fn fixtures_dir() -> PathBuf {
@@ -116,4 +117,66 @@ pub fn assert_rel(what: &str, got: &[f64], want: &[f64], tol: f64) {
         "{what}: relative error {:e} > {tol:e}",
         d / scale
     );
+}
+
+/// grid_sample.json: PyTorch's grid_sample in every mode, padding and align_corners.
+#[derive(Deserialize)]
+pub struct GridSampleFile {
+    pub cases: Vec<GridSampleCase>,
+}
+
+/// One grid_sample case: inputs, upstream gradient, PyTorch's outputs and gradients (no grid
+/// gradient in nearest mode).
+#[derive(Deserialize)]
+pub struct GridSampleCase {
+    pub mode: String,
+    pub padding_mode: String,
+    pub align_corners: bool,
+    pub input: Fx,
+    pub grid: Fx,
+    pub grad_output: Fx,
+    pub output: Fx,
+    pub grad_input: Fx,
+    pub grad_grid: Option<Fx>,
+}
+
+impl GridSampleCase {
+    /// The case's sampling options.
+    pub fn options(&self) -> SampleOptions {
+        sample_options(&self.mode, &self.padding_mode, self.align_corners)
+    }
+}
+
+/// affine_grid.json: PyTorch's affine_grid in both conventions.
+#[derive(Deserialize)]
+pub struct AffineGridFile {
+    pub cases: Vec<AffineGridCase>,
+}
+
+/// One affine_grid case: theta, the output size, PyTorch's grid and theta gradient.
+#[derive(Deserialize)]
+pub struct AffineGridCase {
+    pub align_corners: bool,
+    pub size: Vec<usize>,
+    pub theta: Fx,
+    pub grid: Fx,
+    pub grad_grid: Fx,
+    pub grad_theta: Fx,
+}
+
+/// Sampling options from PyTorch's names ("bilinear", "zeros", ...).
+pub fn sample_options(mode: &str, padding: &str, align_corners: bool) -> SampleOptions {
+    let mode = match mode {
+        "bilinear" => Interpolation::Bilinear,
+        "nearest" => Interpolation::Nearest,
+        "bicubic" => Interpolation::Bicubic,
+        other => panic!("unknown mode {other}"),
+    };
+    let padding = match padding {
+        "zeros" => Padding::Zeros,
+        "border" => Padding::Border,
+        "reflection" => Padding::Reflection,
+        other => panic!("unknown padding {other}"),
+    };
+    SampleOptions::new(mode, padding, align_corners)
 }
