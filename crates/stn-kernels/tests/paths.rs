@@ -369,3 +369,57 @@ fn forcing_a_path_is_scoped_to_the_thread_and_restored() {
         }
     }
 }
+
+/// Input gradients of smooth warps, where most vectors of pixels are inside the input and
+/// neighbouring lanes share input pixels (the vector samplers merge those lanes' writes):
+/// identity, rotation with scaling, zoom in (lanes on the same pixels), zoom out (lanes two
+/// pixels apart, some outside) and a mirror (lanes in decreasing order), on every path,
+/// against the f64 sampler, for grid_sample and the fused affine sampler.
+#[test]
+fn input_gradients_of_smooth_warps_match_f64_on_every_path() {
+    let mut g = Gen(0xbeef);
+    let s = SampleShape {
+        n: 5,
+        c: 3,
+        h_in: 40,
+        w_in: 40,
+        h_out: 33,
+        w_out: 48,
+    };
+    let theta: Vec<f32> = [
+        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        [0.9, 0.1, 0.05, -0.1, 1.1, -0.05],
+        [0.5, 0.0, 0.1, 0.0, 0.5, -0.1],
+        [1.7, 0.0, 0.0, 0.0, 1.3, 0.02],
+        [-1.0, 0.0, 0.01, 0.0, 1.0, 0.0],
+    ]
+    .concat();
+    let x = g.vec(s.n * s.c * s.h_in * s.w_in, -1.0, 1.0);
+    let up = g.vec(s.n * s.c * s.h_out * s.w_out, -1.0, 1.0);
+    let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    for padding in [Padding::Zeros, Padding::Border] {
+        for align in [false, true] {
+            let o = SampleOptions::new(Interpolation::Bilinear, padding, align);
+            let grid = stn_kernels::affine_grid::forward(&theta, s.n, s.h_out, s.w_out, align);
+            let (x64, grid64, up64, theta64) = (wide(&x), wide(&grid), wide(&up), wide(&theta));
+            let mut gi = vec![0.0; x.len()];
+            grid_sample::backward(&x64, &grid64, &up64, Some(&mut gi), None, s, o);
+            let mut agi = vec![0.0; x.len()];
+            let mut gt = vec![0.0; theta.len()];
+            grid_sample::affine_backward(&x64, &theta64, &up64, Some(&mut agi), &mut gt, s, o);
+            for_each_isa(|isa| {
+                let what = format!("{isa} {padding:?} align={align}");
+                let (r, ar) = stn_kernels::with_isa(isa, || {
+                    let mut r = vec![0.0f32; x.len()];
+                    grid_sample::backward(&x, &grid, &up, Some(&mut r), None, s, o);
+                    let mut ar = vec![0.0f32; x.len()];
+                    let mut gt = vec![0.0f32; theta.len()];
+                    grid_sample::affine_backward(&x, &theta, &up, Some(&mut ar), &mut gt, s, o);
+                    (r, ar)
+                });
+                assert_close(&format!("{what} grad input"), &r, &gi, 1e-5);
+                assert_close(&format!("{what} affine grad input"), &ar, &agi, 1e-5);
+            });
+        }
+    }
+}

@@ -304,6 +304,18 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `p` must be valid for writing 2 x `LANES` floats.
     unsafe fn store_pairs(p: *mut f32, a: Self::F, b: Self::F);
 
+    /// Lane `l + 1` of `a` in lane `l`, and -0.0 (the identity of addition) in the last lane.
+    fn next_lane(a: Self::F) -> Self::F;
+
+    /// Lane `l` of `a` (`l < LANES`), read without a round trip through memory where the
+    /// compiler can see `l` (unrolled loops).
+    #[inline(always)]
+    fn lane(a: Self::F, l: usize) -> f32 {
+        debug_assert!(l < Self::LANES);
+        // SAFETY: every `F` is LANES consecutive f32 values; l < LANES.
+        unsafe { (&a as *const Self::F).cast::<f32>().add(l).read() }
+    }
+
     /// base[idx[l]] in the lanes `l` that `mask` sets, 0 in the others.
     ///
     /// # Safety

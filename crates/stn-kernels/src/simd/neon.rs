@@ -163,6 +163,10 @@ impl Simd for Neon {
         unsafe { vst1q_s32(p, v) }
     }
     #[inline(always)]
+    fn next_lane(a: float32x4_t) -> float32x4_t {
+        unsafe { vextq_f32::<1>(a, vdupq_n_f32(-0.0)) }
+    }
+    #[inline(always)]
     unsafe fn load_pairs(p: *const f32) -> (float32x4_t, float32x4_t) {
         let v = unsafe { vld2q_f32(p) };
         (v.0, v.1)

@@ -170,6 +170,10 @@ impl Simd for Portable {
         unsafe { p.cast::<[i32; L]>().write_unaligned(v) }
     }
     #[inline(always)]
+    fn next_lane(a: [f32; L]) -> [f32; L] {
+        core::array::from_fn(|l| if l + 1 < L { a[l + 1] } else { -0.0 })
+    }
+    #[inline(always)]
     unsafe fn load_pairs(p: *const f32) -> ([f32; L], [f32; L]) {
         // SAFETY: the caller guarantees 2 L readable floats.
         let v = unsafe { p.cast::<[f32; 2 * L]>().read_unaligned() };

@@ -188,6 +188,13 @@ impl Simd for Avx2 {
         unsafe { _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), base, idx, mask) }
     }
     #[inline(always)]
+    fn next_lane(a: __m256) -> __m256 {
+        unsafe {
+            let p = _mm256_permutevar8x32_ps(a, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7));
+            _mm256_blend_ps::<0x80>(p, _mm256_set1_ps(-0.0))
+        }
+    }
+    #[inline(always)]
     unsafe fn load_pairs(p: *const f32) -> (__m256, __m256) {
         unsafe {
             let a = _mm256_loadu_ps(p);

@@ -157,6 +157,13 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, base) }
     }
     #[inline(always)]
+    fn next_lane(a: __m512) -> __m512 {
+        unsafe {
+            let fill = _mm512_castps_si512(_mm512_set1_ps(-0.0));
+            _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(fill, _mm512_castps_si512(a)))
+        }
+    }
+    #[inline(always)]
     unsafe fn load_pairs(p: *const f32) -> (__m512, __m512) {
         unsafe {
             let a = _mm512_loadu_ps(p);

@@ -1,0 +1,111 @@
+//! Single-threaded timing of the sampling kernels alone (no burn, no autodiff), for kernel
+//! work: `cargo run --release -p stn-kernels --example sampler_bench [reps]`. Prints the best
+//! of several runs per kernel, in ns per output pixel and channel.
+
+use std::time::Instant;
+
+use stn_kernels::affine_grid;
+use stn_kernels::grid_sample::{self, SampleShape};
+use stn_kernels::{SampleOptions, isa};
+
+fn best(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(50);
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .ok();
+    println!("kernel path {:?}", isa());
+    for [n, c, h, w] in [[64, 1, 28, 28], [32, 3, 64, 64]] {
+        let s = SampleShape {
+            n,
+            c,
+            h_in: h,
+            w_in: w,
+            h_out: h,
+            w_out: w,
+        };
+        // A fixed pseudo-random input; theta as the ops benchmark's.
+        let input: Vec<f32> = (0..n * c * h * w)
+            .map(|i| ((i * 2654435761) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let theta: Vec<f32> = (0..n)
+            .flat_map(|_| [0.9, 0.1, 0.05, -0.1, 1.1, -0.05])
+            .collect();
+        let grid = affine_grid::forward(&theta, n, h, w, false);
+        let o = SampleOptions::default();
+        let mut out = vec![0.0f32; input.len()];
+        let mut gin = vec![0.0f32; input.len()];
+        let mut ggrid = vec![0.0f32; grid.len()];
+        let mut gtheta = vec![0.0f32; theta.len()];
+        let per = (n * c * h * w) as f64;
+        let row = |name: &str, secs: f64| {
+            println!(
+                "{n}x{c}x{h}x{w} {name:<22} {:>7.3} ms {:>6.2} ns/px",
+                secs * 1e3,
+                secs * 1e9 / per
+            )
+        };
+        row(
+            "grid_sample fwd",
+            best(reps, || grid_sample::forward(&input, &grid, &mut out, s, o)),
+        );
+        row(
+            "grid_sample bwd",
+            best(reps, || {
+                grid_sample::backward(&input, &grid, &out, Some(&mut gin), Some(&mut ggrid), s, o)
+            }),
+        );
+        row(
+            "grid_sample bwd input",
+            best(reps, || {
+                grid_sample::backward(&input, &grid, &out, Some(&mut gin), None, s, o)
+            }),
+        );
+        row(
+            "grid_sample bwd grid",
+            best(reps, || {
+                grid_sample::backward(&input, &grid, &out, None, Some(&mut ggrid), s, o)
+            }),
+        );
+        row(
+            "affine_sample fwd",
+            best(reps, || {
+                grid_sample::affine_forward(&input, &theta, &mut out, s, o)
+            }),
+        );
+        row(
+            "affine_sample bwd",
+            best(reps, || {
+                grid_sample::affine_backward(
+                    &input,
+                    &theta,
+                    &out,
+                    Some(&mut gin),
+                    &mut gtheta,
+                    s,
+                    o,
+                )
+            }),
+        );
+    }
+}
