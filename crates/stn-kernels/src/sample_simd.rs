@@ -238,16 +238,16 @@ impl LaneIndex {
         // SAFETY: interior lanes' neighbours are all inside the plane; otherwise only in-bounds
         // neighbours are written.
         unsafe {
+            // Where lane l's right neighbours are lane l+1's left ones (`shared`), their
+            // contributions are added in registers and written once: right neighbours for
+            // every lane, left ones for the lanes whose left neighbour did not take them. No
+            // pixel is written twice (so no write waits for an earlier one's store), and about
+            // half as many read-modify-writes as one per corner.
+            let c = weights.map(|wt| S::mul(wt, go));
+            let unshared = S::splat(-0.0);
+            let top = S::add(c[1], S::select(shared, S::next_lane(c[0]), unshared));
+            let bottom = S::add(c[3], S::select(shared, S::next_lane(c[2]), unshared));
             if interior {
-                // Where lane l's right neighbours are lane l+1's left ones (`shared`), their
-                // contributions are added in registers and written once: right neighbours
-                // for every lane, then left ones for the lanes whose left neighbour did not
-                // take them. No pixel is written twice (so no write waits for an earlier
-                // one's store), and about half as many read-modify-writes as one per corner.
-                let c = weights.map(|wt| S::mul(wt, go));
-                let unshared = S::splat(-0.0);
-                let top = S::add(c[1], S::select(shared, S::next_lane(c[0]), unshared));
-                let bottom = S::add(c[3], S::select(shared, S::next_lane(c[2]), unshared));
                 for l in 0..S::LANES {
                     let i = self.i00[l] as isize;
                     debug_assert!(((i + offs[3]) as usize) < plane.len());
@@ -264,16 +264,23 @@ impl LaneIndex {
                 }
                 return;
             }
-            let mut contrib = [[0.0f32; MAX_LANES]; 4];
-            for k in 0..4 {
-                // SAFETY: each row holds MAX_LANES >= LANES floats.
-                S::store(contrib[k].as_mut_ptr(), S::mul(weights[k], go));
-            }
-            for k in 0..4 {
-                for l in 0..S::LANES {
-                    if self.mask[k] >> l & 1 != 0 {
-                        *p.offset(self.i00[l] as isize + offs[k]) += contrib[k][l];
-                    }
+            // Lanes with neighbours outside the input: the same merge, each write only where
+            // its pixel is inside. A shared pixel is inside for both lanes or for neither.
+            let taken = S::bits(shared) << 1;
+            let m = self.mask;
+            for l in 0..S::LANES {
+                let i = self.i00[l] as isize;
+                if m[1] >> l & 1 != 0 {
+                    *p.offset(i + offs[1]) += S::lane(top, l);
+                }
+                if m[3] >> l & 1 != 0 {
+                    *p.offset(i + offs[3]) += S::lane(bottom, l);
+                }
+                if (m[0] & !taken) >> l & 1 != 0 {
+                    *p.offset(i) += S::lane(c[0], l);
+                }
+                if (m[2] & !taken) >> l & 1 != 0 {
+                    *p.offset(i + offs[2]) += S::lane(c[2], l);
                 }
             }
         }
