@@ -8,6 +8,7 @@
 //! chosen at the call ([`crate::simd::isa`]).
 
 use std::any::TypeId;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -100,6 +101,23 @@ fn check(
 
 /// Output = grid_sample(input, grid) with PyTorch's semantics.
 pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, o: SampleOptions) {
+    forward_uninit(input, grid, uninit(out), s, o);
+}
+
+/// [`forward`] into a new buffer.
+pub fn forward_alloc<T: Real>(input: &[T], grid: &[T], s: SampleShape, o: SampleOptions) -> Vec<T> {
+    alloc(s.n * s.output_len(), |out| {
+        forward_uninit(input, grid, out, s, o)
+    })
+}
+
+fn forward_uninit<T: Real>(
+    input: &[T],
+    grid: &[T],
+    out: &mut [MaybeUninit<T>],
+    s: SampleShape,
+    o: SampleOptions,
+) {
     let gl = s.plane_out() * 2;
     check(input.len(), grid.len(), out.len(), &s, gl, "grid_sample");
     let item = |n: usize| &grid[n * gl..(n + 1) * gl];
@@ -113,11 +131,35 @@ pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, 
     );
 }
 
+/// `s` as uninitialized memory, for the functions that fill buffers item by item.
+fn uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: same layout; only initialized values are ever written through the result.
+    unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
+}
+
+/// Zero-fills `s` and returns it initialized.
+fn zeroed<T: Real>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
+    s.fill(MaybeUninit::new(T::zero()));
+    // SAFETY: every element was just initialized.
+    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// A new buffer of `len` elements, which `fill` must initialize, all of them (the functions
+/// here zero each item first, in parallel and while it is in cache: no serial zeroing pass as
+/// with `vec![0; len]`).
+fn alloc<T>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    fill(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` initialized all `len` elements (a panic in it leaves the length at 0).
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// The forward pass over the batch, parallel over items: item `n` samples at `coords(n)`,
 /// given for the vector sampler as `lanes(n)` too (used only when T is f32).
 fn forward_batch<'a, T: Real, C: Coords<T>>(
     input: &[T],
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
     s: SampleShape,
     o: SampleOptions,
     coords: impl Fn(usize) -> C + Sync,
@@ -130,6 +172,7 @@ fn forward_batch<'a, T: Real, C: Coords<T>>(
     out.par_chunks_mut(s.output_len())
         .enumerate()
         .for_each(|(n, out)| {
+            let out = zeroed(out);
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let mut start = 0;
             if vector_path::<T>(&o) {
@@ -164,6 +207,63 @@ pub fn backward<T: Real>(
     s: SampleShape,
     o: SampleOptions,
 ) {
+    backward_uninit(
+        input,
+        grid,
+        grad_out,
+        grad_input.map(uninit),
+        grad_grid.map(uninit),
+        s,
+        o,
+    );
+}
+
+/// [`backward`] into new buffers: (grad_input if `want_input`, grad_grid if `want_grid`).
+pub fn backward_alloc<T: Real>(
+    input: &[T],
+    grid: &[T],
+    grad_out: &[T],
+    want_input: bool,
+    want_grid: bool,
+    s: SampleShape,
+    o: SampleOptions,
+) -> (Option<Vec<T>>, Option<Vec<T>>) {
+    let (lin, lgrid) = (s.n * s.input_len(), s.n * s.plane_out() * 2);
+    match (want_input, want_grid) {
+        (true, true) => {
+            let mut ggrid = None;
+            let gin = alloc(lin, |gin| {
+                ggrid = Some(alloc(lgrid, |gg| {
+                    backward_uninit(input, grid, grad_out, Some(gin), Some(gg), s, o)
+                }))
+            });
+            (Some(gin), ggrid)
+        }
+        (true, false) => {
+            let gin = alloc(lin, |g| {
+                backward_uninit(input, grid, grad_out, Some(g), None, s, o)
+            });
+            (Some(gin), None)
+        }
+        (false, true) => {
+            let gg = alloc(lgrid, |g| {
+                backward_uninit(input, grid, grad_out, None, Some(g), s, o)
+            });
+            (None, Some(gg))
+        }
+        (false, false) => (None, None),
+    }
+}
+
+fn backward_uninit<T: Real>(
+    input: &[T],
+    grid: &[T],
+    grad_out: &[T],
+    grad_input: Option<&mut [MaybeUninit<T>]>,
+    grad_grid: Option<&mut [MaybeUninit<T>]>,
+    s: SampleShape,
+    o: SampleOptions,
+) {
     let gl = s.plane_out() * 2;
     check(
         input.len(),
@@ -180,9 +280,8 @@ pub fn backward<T: Real>(
         .zip(ggrid.par_iter_mut())
         .enumerate()
         .for_each(|(n, (gin, ggrid))| {
-            gin.iter_mut()
-                .chain(ggrid.iter_mut())
-                .for_each(|g| g.fill(T::zero()));
+            let mut gin = gin.take().map(zeroed);
+            let mut ggrid = ggrid.take().map(zeroed);
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let grid = &grid[n * gl..(n + 1) * gl];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
@@ -241,7 +340,11 @@ fn scalar_backward<T: Real, C: Coords<T>, G: CoordGrads<T>>(
 /// Splits an optional gradient buffer into per-item slices. They are not zeroed here: each
 /// worker zeroes its own item just before accumulating into it, in parallel and while the
 /// item is in cache.
-fn per_item<T: Real>(buf: Option<&mut [T]>, len: usize, n: usize) -> Vec<Option<&mut [T]>> {
+fn per_item<T>(
+    buf: Option<&mut [MaybeUninit<T>]>,
+    len: usize,
+    n: usize,
+) -> Vec<Option<&mut [MaybeUninit<T>]>> {
     match buf {
         Some(g) => {
             assert_eq!(g.len(), n * len, "gradient buffer length");
@@ -260,6 +363,28 @@ pub fn affine_forward<T: Real>(
     input: &[T],
     theta: &[T],
     out: &mut [T],
+    s: SampleShape,
+    o: SampleOptions,
+) {
+    affine_forward_uninit(input, theta, uninit(out), s, o);
+}
+
+/// [`affine_forward`] into a new buffer.
+pub fn affine_forward_alloc<T: Real>(
+    input: &[T],
+    theta: &[T],
+    s: SampleShape,
+    o: SampleOptions,
+) -> Vec<T> {
+    alloc(s.n * s.output_len(), |out| {
+        affine_forward_uninit(input, theta, out, s, o)
+    })
+}
+
+fn affine_forward_uninit<T: Real>(
+    input: &[T],
+    theta: &[T],
+    out: &mut [MaybeUninit<T>],
     s: SampleShape,
     o: SampleOptions,
 ) {
@@ -295,6 +420,47 @@ pub fn affine_backward<T: Real>(
     s: SampleShape,
     o: SampleOptions,
 ) {
+    affine_backward_uninit(
+        input,
+        theta,
+        grad_out,
+        grad_input.map(uninit),
+        grad_theta,
+        s,
+        o,
+    );
+}
+
+/// [`affine_backward`] into new buffers: (grad_input if `want_input`, grad_theta).
+pub fn affine_backward_alloc<T: Real>(
+    input: &[T],
+    theta: &[T],
+    grad_out: &[T],
+    want_input: bool,
+    s: SampleShape,
+    o: SampleOptions,
+) -> (Option<Vec<T>>, Vec<T>) {
+    let mut gtheta = vec![T::zero(); s.n * 6];
+    let gin = want_input.then(|| {
+        alloc(s.n * s.input_len(), |g| {
+            affine_backward_uninit(input, theta, grad_out, Some(g), &mut gtheta, s, o)
+        })
+    });
+    if gin.is_none() {
+        affine_backward_uninit(input, theta, grad_out, None, &mut gtheta, s, o);
+    }
+    (gin, gtheta)
+}
+
+fn affine_backward_uninit<T: Real>(
+    input: &[T],
+    theta: &[T],
+    grad_out: &[T],
+    grad_input: Option<&mut [MaybeUninit<T>]>,
+    grad_theta: &mut [T],
+    s: SampleShape,
+    o: SampleOptions,
+) {
     check(
         input.len(),
         theta.len(),
@@ -315,9 +481,7 @@ pub fn affine_backward<T: Real>(
         .zip(grad_theta.par_chunks_mut(6))
         .enumerate()
         .for_each(|(n, (gin, gtheta))| {
-            if let Some(g) = gin.as_deref_mut() {
-                g.fill(T::zero());
-            }
+            let mut gin = gin.take().map(zeroed);
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
             let t: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);

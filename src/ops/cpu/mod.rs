@@ -88,11 +88,9 @@ impl StnBackend for Flex {
                     "grid_sample: input and grid dtypes differ"
                 );
                 with_float!(input.dtype(), T, {
-                    let mut out = vec![T::default(); s.n * s.c * s.h_out * s.w_out];
-                    kernels::grid_sample::forward::<T>(
+                    let out = kernels::grid_sample::forward_alloc::<T>(
                         input.storage(),
                         grid.storage(),
-                        &mut out,
                         s,
                         options,
                     );
@@ -118,16 +116,12 @@ impl StnBackend for Flex {
                 let s = sample_shape(&input, &grid);
                 let dtype = input.dtype();
                 with_float!(dtype, T, {
-                    let mut gin =
-                        want_input.then(|| vec![T::default(); s.n * s.c * s.h_in * s.w_in]);
-                    let mut ggrid =
-                        want_grid.then(|| vec![T::default(); s.n * s.h_out * s.w_out * 2]);
-                    kernels::grid_sample::backward::<T>(
+                    let (gin, ggrid) = kernels::grid_sample::backward_alloc::<T>(
                         input.storage(),
                         grid.storage(),
                         grad_output.storage(),
-                        gin.as_deref_mut(),
-                        ggrid.as_deref_mut(),
+                        want_input,
+                        want_grid,
                         s,
                         options,
                     );
@@ -188,11 +182,9 @@ impl StnBackend for Flex {
                     w_out: width,
                 };
                 with_float!(input.dtype(), T, {
-                    let mut out = vec![T::default(); n * c * height * width];
-                    kernels::grid_sample::affine_forward::<T>(
+                    let out = kernels::grid_sample::affine_forward_alloc::<T>(
                         input.storage(),
                         theta.storage(),
-                        &mut out,
                         s,
                         options,
                     );
@@ -230,14 +222,11 @@ impl StnBackend for Flex {
                 };
                 let dtype = input.dtype();
                 with_float!(dtype, T, {
-                    let mut gin = want_input.then(|| vec![T::default(); n * c * h_in * w_in]);
-                    let mut gtheta = vec![T::default(); n * 6];
-                    kernels::grid_sample::affine_backward::<T>(
+                    let (gin, gtheta) = kernels::grid_sample::affine_backward_alloc::<T>(
                         input.storage(),
                         theta.storage(),
                         grad.storage(),
-                        gin.as_deref_mut(),
-                        &mut gtheta,
+                        want_input,
                         s,
                         options,
                     );
