@@ -302,8 +302,7 @@ fn backward_uninit<T: Real>(
             }
             let coords = GridCoords(grid);
             let range = start..s.plane_out();
-            let gin = gin.as_deref_mut();
-            match ggrid.as_deref_mut() {
+            match ggrid {
                 Some(gg) => {
                     let mut sink = GridGrads(gg);
                     scalar_backward(isa, o, input, &coords, gout, gin, &mut sink, &s, range)
@@ -522,7 +521,7 @@ fn affine_backward_uninit<T: Real>(
                 input,
                 &coords,
                 gout,
-                gin.as_deref_mut(),
+                gin,
                 &mut sink,
                 &s,
                 start..s.plane_out(),
