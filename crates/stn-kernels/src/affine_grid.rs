@@ -42,11 +42,14 @@ pub fn forward<T: Real>(theta: &[T], n: usize, h: usize, w: usize, align: bool) 
     assert_eq!(theta.len(), n * 6, "affine_grid: theta must be [n, 2, 3]");
     let xs = base_coordinates::<T>(w, align);
     let ys = base_coordinates::<T>(h, align);
-    let mut grid = vec![T::zero(); n * h * w * 2];
-    if h * w == 0 {
+    let len = n * h * w * 2;
+    let mut grid = Vec::with_capacity(len);
+    if len == 0 {
         return grid;
     }
-    grid.par_chunks_exact_mut(h * w * 2)
+    // Each item written once, in parallel, into the new buffer (no zero-fill pass first).
+    grid.spare_capacity_mut()[..len]
+        .par_chunks_exact_mut(h * w * 2)
         .zip(theta.par_chunks_exact(6))
         .for_each(|(out, t)| {
             for (i, &y) in ys.iter().enumerate() {
@@ -54,11 +57,13 @@ pub fn forward<T: Real>(theta: &[T], n: usize, h: usize, w: usize, align: bool) 
                 let by0 = t[1] * y + t[2];
                 let by1 = t[4] * y + t[5];
                 for (j, &x) in xs.iter().enumerate() {
-                    row[2 * j] = t[0] * x + by0;
-                    row[2 * j + 1] = t[3] * x + by1;
+                    row[2 * j].write(t[0] * x + by0);
+                    row[2 * j + 1].write(t[3] * x + by1);
                 }
             }
         });
+    // SAFETY: every element of every item was written above.
+    unsafe { grid.set_len(len) };
     grid
 }
 

@@ -146,18 +146,23 @@ impl StnBackend for Flex {
         width: usize,
         align_corners: bool,
     ) -> FlexTensor {
-        let theta = contiguous(theta);
-        let [n, _, _] = dims(&theta, "affine_grid theta");
-        with_float!(theta.dtype(), T, {
-            let grid = kernels::affine_grid::forward::<T>(
-                theta.storage(),
-                n,
-                height,
-                width,
-                align_corners,
-            );
-            tensor(grid, vec![n, height, width, 2])
-        })
+        time(
+            label(|| format!("affine_grid fwd [{height}, {width}]")),
+            || {
+                let theta = contiguous(theta);
+                let [n, _, _] = dims(&theta, "affine_grid theta");
+                with_float!(theta.dtype(), T, {
+                    let grid = kernels::affine_grid::forward::<T>(
+                        theta.storage(),
+                        n,
+                        height,
+                        width,
+                        align_corners,
+                    );
+                    tensor(grid, vec![n, height, width, 2])
+                })
+            },
+        )
     }
 
     fn stn_affine_sample(
@@ -293,12 +298,22 @@ impl StnBackend for Flex {
     }
 
     fn stn_affine_grid_backward(grad_grid: FlexTensor, align_corners: bool) -> FlexTensor {
-        let grad_grid = contiguous(grad_grid);
-        let [n, h, w, _] = dims(&grad_grid, "affine_grid grad");
-        with_float!(grad_grid.dtype(), T, {
-            let g =
-                kernels::affine_grid::backward::<T>(grad_grid.storage(), n, h, w, align_corners);
-            tensor(g, vec![n, 2, 3])
-        })
+        time(
+            label(|| format!("affine_grid bwd {:?}", grad_grid.shape().as_slice())),
+            || {
+                let grad_grid = contiguous(grad_grid);
+                let [n, h, w, _] = dims(&grad_grid, "affine_grid grad");
+                with_float!(grad_grid.dtype(), T, {
+                    let g = kernels::affine_grid::backward::<T>(
+                        grad_grid.storage(),
+                        n,
+                        h,
+                        w,
+                        align_corners,
+                    );
+                    tensor(g, vec![n, 2, 3])
+                })
+            },
+        )
     }
 }
