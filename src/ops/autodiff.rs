@@ -435,6 +435,22 @@ impl<B: StnBackend, C: CheckpointStrategy> StnBackend for Autodiff<B, C> {
         }
     }
 
+    fn stn_conv_pool_relu_output(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let tracked = [&x, &weight, &bias].iter().any(|t| t.is_tracked());
+        if tracked {
+            return Self::stn_conv_pool_relu(x, weight, bias).0;
+        }
+        Self::from_inner(B::stn_conv_pool_relu_output(
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        ))
+    }
+
     fn stn_conv_pool_relu_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

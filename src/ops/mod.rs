@@ -176,6 +176,18 @@ pub trait StnBackend: Backend {
         (y, composite::empty::<Self>(&x))
     }
 
+    /// [`StnBackend::stn_conv_pool_relu`]'s output alone. Untracked (inference), a backend
+    /// that fuses need not compute the window codes; under autodiff it records the op as
+    /// `stn_conv_pool_relu` does.
+    #[fusion(default)]
+    fn stn_conv_pool_relu_output(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::stn_conv_pool_relu(x, weight, bias).0
+    }
+
     /// Backward of [`StnBackend::stn_conv_pool_relu`]: (grad_x, grad_weight, grad_bias).
     #[fusion(default)]
     fn stn_conv_pool_relu_backward(
@@ -304,12 +316,11 @@ fn check_conv(c: usize, h: usize, w: usize, weight: &Tensor<4>, bias: &Tensor<1>
 pub fn conv2d_pool_relu_blocked(x: Tensor<5>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<5> {
     let [_, c, h, w, _] = x.dims();
     check_conv(c, h, w, &weight, &bias);
-    let (y, _) = Dispatch::stn_conv_pool_relu(
+    Tensor::from_dispatch(Dispatch::stn_conv_pool_relu_output(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
-    );
-    Tensor::from_dispatch(y)
+    ))
 }
 
 /// relu(max_pool2d(x, 2)) fused: [N, C, H, W] -> [N, C, H / 2, W / 2] (floor).

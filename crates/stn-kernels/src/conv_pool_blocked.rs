@@ -14,6 +14,21 @@ use crate::simd::Simd;
 /// or 4 where the ReLU zeroed the value: what the backward pass needs. The codes are floats
 /// because they travel as a float tensor between the passes.
 pub fn conv_pool_forward(x: &[f32], w: &[f32], b: &[f32], s: ConvShape) -> (Vec<f32>, Vec<f32>) {
+    let (y, codes) = conv_pool::<true>(x, w, b, s);
+    (y, codes.expect("codes"))
+}
+
+/// [`conv_pool_forward`]'s output alone, for inference: no window codes computed or stored.
+pub fn conv_pool_forward_output(x: &[f32], w: &[f32], b: &[f32], s: ConvShape) -> Vec<f32> {
+    conv_pool::<false>(x, w, b, s).0
+}
+
+fn conv_pool<const CODES: bool>(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    s: ConvShape,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     assert!(s.supported(), "conv_pool: unsupported shape or path {s:?}");
     let (ph, pw, l) = (s.ho() / 2, s.wo() / 2, s.lanes());
     let img_in = s.c * s.h * s.w * l;
@@ -22,22 +37,28 @@ pub fn conv_pool_forward(x: &[f32], w: &[f32], b: &[f32], s: ConvShape) -> (Vec<
     assert_eq!(w.len(), s.o * s.c * s.k * s.k, "conv_pool: weight length");
     assert_eq!(b.len(), s.o, "conv_pool: bias length");
     let mut y = vec![0.0f32; s.nb * img_out];
-    let mut arg = vec![0.0f32; s.nb * img_out];
+    let mut arg = vec![0.0f32; if CODES { s.nb * img_out } else { 0 }];
     if img_out == 0 {
-        return (y, arg);
+        return (y, CODES.then_some(arg));
     }
+    let mut arg_items: Vec<&mut [f32]> = if CODES {
+        arg.chunks_mut(img_out).collect()
+    } else {
+        (0..s.nb).map(|_| &mut [][..]).collect()
+    };
     y.par_chunks_mut(img_out)
-        .zip(arg.par_chunks_mut(img_out))
+        .zip(arg_items.par_iter_mut())
         .enumerate()
         .for_each(|(n, (y, arg))| {
             let inp = &x[n * img_in..(n + 1) * img_in];
-            dispatch!(s.isa, conv_pool_block(inp, w, b, &s, y, arg));
+            dispatch!(s.isa, conv_pool_block::<CODES>(inp, w, b, &s, y, arg));
         });
-    (y, arg)
+    drop(arg_items);
+    (y, CODES.then_some(arg))
 }
 
 #[inline(always)]
-fn conv_pool_block<S: Simd>(
+fn conv_pool_block<S: Simd, const CODES: bool>(
     inp: &[f32],
     wgt: &[f32],
     bias: &[f32],
@@ -47,7 +68,8 @@ fn conv_pool_block<S: Simd>(
 ) {
     let (ph, pw, l) = (s.ho() / 2, s.wo() / 2, S::LANES);
     assert!(inp.len() >= s.c * s.h * s.w * l && wgt.len() >= s.o * s.c * s.k * s.k);
-    assert!(y.len() >= s.o * ph * pw * l && arg.len() >= y.len() && bias.len() >= s.o);
+    assert!(y.len() >= s.o * ph * pw * l && bias.len() >= s.o);
+    assert!(!CODES || arg.len() >= y.len());
     // Channels x four window positions: 2 x 4 accumulators, 4 loads and a broadcast fit 16
     // registers (three channels would spill); with 32 registers, 5 (or 4) channels.
     let block = match S::REGISTERS {
@@ -64,11 +86,11 @@ fn conv_pool_block<S: Simd>(
                 // SAFETY: bounds asserted above.
                 unsafe {
                     match nb {
-                        5 => pool_tile::<S, 5>(inp, s, wgt, bias, at, y, arg),
-                        4 => pool_tile::<S, 4>(inp, s, wgt, bias, at, y, arg),
-                        3 => pool_tile::<S, 3>(inp, s, wgt, bias, at, y, arg),
-                        2 => pool_tile::<S, 2>(inp, s, wgt, bias, at, y, arg),
-                        _ => pool_tile::<S, 1>(inp, s, wgt, bias, at, y, arg),
+                        5 => pool_tile::<S, 5, CODES>(inp, s, wgt, bias, at, y, arg),
+                        4 => pool_tile::<S, 4, CODES>(inp, s, wgt, bias, at, y, arg),
+                        3 => pool_tile::<S, 3, CODES>(inp, s, wgt, bias, at, y, arg),
+                        2 => pool_tile::<S, 2, CODES>(inp, s, wgt, bias, at, y, arg),
+                        _ => pool_tile::<S, 1, CODES>(inp, s, wgt, bias, at, y, arg),
                     }
                 }
                 ob += nb;
@@ -77,9 +99,10 @@ fn conv_pool_block<S: Simd>(
     }
 }
 
-/// NB channels of the pooled pixel (py, px): `at` = (first channel, py, px).
+/// NB channels of the pooled pixel (py, px): `at` = (first channel, py, px); window codes
+/// written to `arg` if CODES.
 #[inline(always)]
-unsafe fn pool_tile<S: Simd, const NB: usize>(
+unsafe fn pool_tile<S: Simd, const NB: usize, const CODES: bool>(
     inp: &[f32],
     s: &ConvShape,
     wgt: &[f32],
@@ -138,7 +161,9 @@ unsafe fn pool_tile<S: Simd, const NB: usize>(
             best = S::select(S::gt(m, zero), best, S::splat(4.0));
             let o = (((ob + b) * ph + py) * pw + px) * l;
             S::store(y.as_mut_ptr().add(o), S::select(keep, m, zero));
-            S::store(arg.as_mut_ptr().add(o), best);
+            if CODES {
+                S::store(arg.as_mut_ptr().add(o), best);
+            }
         }
     }
 }

@@ -234,6 +234,12 @@ fn fused_conv_pool_equals_conv_then_pool_bit_for_bit_on_every_path() {
             let (y, codes) = conv_pool_blocked::conv_pool_forward(&xb, &wt, &b, s);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&y), bits(&want), "{isa} {dims:?}: output");
+            let y_only = conv_pool_blocked::conv_pool_forward_output(&xb, &wt, &b, s);
+            assert_eq!(
+                bits(&y_only),
+                bits(&want),
+                "{isa} {dims:?}: output without codes"
+            );
             let up = g.vec(y.len(), -1.0, 1.0);
             let dz = conv_pool_blocked::unpool_grad(&up, &codes, s);
             let dcrop = pool_blocked::pool_backward(isa, &crop, &up, planes, ch, cw);

@@ -144,6 +144,38 @@ pub(super) fn conv_pool_relu(
     )
 }
 
+/// [`conv_pool_relu`]'s output alone (inference): no window codes.
+pub(super) fn conv_pool_relu_output(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+) -> FlexTensor {
+    time(
+        label(|| {
+            format!(
+                "conv+pool fwd (output only) x{:?} w{:?}",
+                x.shape().as_slice(),
+                weight.shape().as_slice()
+            )
+        }),
+        || {
+            if let Some(plan) = ConvPlan::new(&x, &weight).filter(|p| p.nchw.is_none()) {
+                let (weight, bias) = (contiguous(weight), contiguous(bias));
+                let xb = plan.blocked(x);
+                let s = plan.shape;
+                let y = kernels::conv_pool_blocked::conv_pool_forward_output(
+                    &xb,
+                    weight.storage(),
+                    bias.storage(),
+                    s,
+                );
+                return tensor(y, vec![s.nb, s.o, s.ho() / 2, s.wo() / 2, s.lanes()]);
+            }
+            Flex::stn_pool_relu(Flex::stn_conv2d(x, weight, bias))
+        },
+    )
+}
+
 pub(super) fn conv_pool_relu_backward(
     x: FlexTensor,
     weight: FlexTensor,

@@ -278,6 +278,14 @@ impl StnBackend for Flex {
         conv::conv_pool_relu(x, weight, bias)
     }
 
+    fn stn_conv_pool_relu_output(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+    ) -> FlexTensor {
+        conv::conv_pool_relu_output(x, weight, bias)
+    }
+
     fn stn_conv_pool_relu_backward(
         x: FlexTensor,
         weight: FlexTensor,
