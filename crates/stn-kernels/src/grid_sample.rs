@@ -10,6 +10,8 @@
 use std::any::TypeId;
 use std::mem::MaybeUninit;
 
+use crate::buffers::{alloc, uninit, zeroed};
+
 use rayon::prelude::*;
 
 use super::affine_grid::base_coordinates;
@@ -131,30 +133,6 @@ fn forward_uninit<T: Real>(
     );
 }
 
-/// `s` as uninitialized memory, for the functions that fill buffers item by item.
-fn uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
-    // SAFETY: same layout; only initialized values are ever written through the result.
-    unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
-}
-
-/// Zero-fills `s` and returns it initialized.
-fn zeroed<T: Real>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
-    s.fill(MaybeUninit::new(T::zero()));
-    // SAFETY: every element was just initialized.
-    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
-}
-
-/// A new buffer of `len` elements, which `fill` must initialize, all of them (the functions
-/// here zero each item first, in parallel and while it is in cache: no serial zeroing pass as
-/// with `vec![0; len]`).
-fn alloc<T>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
-    let mut v = Vec::with_capacity(len);
-    fill(&mut v.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialized all `len` elements (a panic in it leaves the length at 0).
-    unsafe { v.set_len(len) };
-    v
-}
-
 /// The forward pass over the batch, parallel over items: item `n` samples at `coords(n)`,
 /// given for the vector sampler as `lanes(n)` too (used only when T is f32).
 fn forward_batch<'a, T: Real, C: Coords<T>>(
@@ -172,7 +150,7 @@ fn forward_batch<'a, T: Real, C: Coords<T>>(
     out.par_chunks_mut(s.output_len())
         .enumerate()
         .for_each(|(n, out)| {
-            let out = zeroed(out);
+            let out = zeroed(out, T::zero());
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let mut start = 0;
             if vector_path::<T>(&o) {
@@ -280,8 +258,8 @@ fn backward_uninit<T: Real>(
         .zip(ggrid.par_iter_mut())
         .enumerate()
         .for_each(|(n, (gin, ggrid))| {
-            let mut gin = gin.take().map(zeroed);
-            let mut ggrid = ggrid.take().map(zeroed);
+            let mut gin = gin.take().map(|g| zeroed(g, T::zero()));
+            let mut ggrid = ggrid.take().map(|g| zeroed(g, T::zero()));
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let grid = &grid[n * gl..(n + 1) * gl];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
@@ -480,7 +458,7 @@ fn affine_backward_uninit<T: Real>(
         .zip(grad_theta.par_chunks_mut(6))
         .enumerate()
         .for_each(|(n, (gin, gtheta))| {
-            let mut gin = gin.take().map(zeroed);
+            let mut gin = gin.take().map(|g| zeroed(g, T::zero()));
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
             let t: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);

@@ -9,6 +9,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod affine_grid;
+mod buffers;
 pub mod conv_blocked;
 pub mod conv_pool_blocked;
 pub mod coords;
