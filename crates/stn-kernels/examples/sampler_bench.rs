@@ -1,12 +1,13 @@
-//! Single-threaded timing of the sampling kernels alone (no burn, no autodiff), for kernel
-//! work: `cargo run --release -p stn-kernels --example sampler_bench [reps]`. Prints the best
-//! of several runs per kernel, in ns per output pixel and channel.
+//! Timing of the sampling kernels alone (no burn, no autodiff), for kernel work:
+//! `cargo run --release -p stn-kernels --example sampler_bench [REPS [PATH]]`, PATH one of
+//! portable, avx2, avx512, neon (default: the CPU's best); `THREADS=n` for n threads (default 1).
+//! Prints the best of 7 runs per kernel, in ms per call and ns per output pixel and channel.
 
 use std::time::Instant;
 
 use stn_kernels::affine_grid;
 use stn_kernels::grid_sample::{self, SampleShape};
-use stn_kernels::{SampleOptions, isa};
+use stn_kernels::{Isa, SampleOptions, isa, with_isa};
 
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
@@ -22,10 +23,15 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let reps: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50);
+    let args: Vec<String> = std::env::args().collect();
+    let reps: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(50);
+    let path = match args.get(2) {
+        Some(p) => Isa::parse(p).filter(|i| i.supported()).unwrap_or_else(|| {
+            eprintln!("unknown or unsupported kernel path {p}");
+            std::process::exit(2)
+        }),
+        None => isa(),
+    };
     let threads: usize = std::env::var("THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
@@ -34,6 +40,10 @@ fn main() {
         .num_threads(threads)
         .build_global()
         .ok();
+    with_isa(path, || run(reps));
+}
+
+fn run(reps: usize) {
     println!("kernel path {:?}", isa());
     for [n, c, h, w] in [[64, 1, 28, 28], [32, 3, 64, 64]] {
         let s = SampleShape {

@@ -116,32 +116,9 @@ pub(super) fn conv_pool_relu(
     weight: FlexTensor,
     bias: FlexTensor,
 ) -> (FlexTensor, FlexTensor) {
-    time(
-        label(|| {
-            format!(
-                "conv+pool fwd x{:?} w{:?}",
-                x.shape().as_slice(),
-                weight.shape().as_slice()
-            )
-        }),
-        || {
-            if let Some(plan) = ConvPlan::new(&x, &weight).filter(|p| p.nchw.is_none()) {
-                let (weight, bias) = (contiguous(weight), contiguous(bias));
-                let xb = plan.blocked(x);
-                let s = plan.shape;
-                let (y, codes) = kernels::conv_pool_blocked::conv_pool_forward(
-                    &xb,
-                    weight.storage(),
-                    bias.storage(),
-                    s,
-                );
-                let shape = vec![s.nb, s.o, s.ho() / 2, s.wo() / 2, s.lanes()];
-                return (tensor(y, shape.clone()), tensor(codes, shape));
-            }
-            let y = Flex::stn_pool_relu(Flex::stn_conv2d(x.clone(), weight, bias));
-            (y, empty(x.dtype()))
-        },
-    )
+    let dtype = x.dtype();
+    let (y, codes) = conv_pool_relu_with(x, weight, bias, true);
+    (y, codes.unwrap_or_else(|| empty(dtype)))
 }
 
 /// [`conv_pool_relu`]'s output alone (inference): no window codes.
@@ -150,28 +127,42 @@ pub(super) fn conv_pool_relu_output(
     weight: FlexTensor,
     bias: FlexTensor,
 ) -> FlexTensor {
+    conv_pool_relu_with(x, weight, bias, false).0
+}
+
+/// The fused kernel where it applies (blocked f32 input), with the window codes if `codes`;
+/// otherwise convolution then pooling, without codes.
+fn conv_pool_relu_with(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+    codes: bool,
+) -> (FlexTensor, Option<FlexTensor>) {
     time(
         label(|| {
+            let what = if codes { "" } else { " (output only)" };
             format!(
-                "conv+pool fwd (output only) x{:?} w{:?}",
+                "conv+pool fwd{what} x{:?} w{:?}",
                 x.shape().as_slice(),
                 weight.shape().as_slice()
             )
         }),
         || {
-            if let Some(plan) = ConvPlan::new(&x, &weight).filter(|p| p.nchw.is_none()) {
-                let (weight, bias) = (contiguous(weight), contiguous(bias));
-                let xb = plan.blocked(x);
-                let s = plan.shape;
-                let y = kernels::conv_pool_blocked::conv_pool_forward_output(
-                    &xb,
-                    weight.storage(),
-                    bias.storage(),
-                    s,
-                );
-                return tensor(y, vec![s.nb, s.o, s.ho() / 2, s.wo() / 2, s.lanes()]);
+            let Some(plan) = ConvPlan::new(&x, &weight).filter(|p| p.nchw.is_none()) else {
+                return (Flex::stn_pool_relu(Flex::stn_conv2d(x, weight, bias)), None);
+            };
+            let (weight, bias) = (contiguous(weight), contiguous(bias));
+            let xb = plan.blocked(x);
+            let s = plan.shape;
+            let shape = vec![s.nb, s.o, s.ho() / 2, s.wo() / 2, s.lanes()];
+            let (w, b) = (weight.storage(), bias.storage());
+            if codes {
+                let (y, c) = kernels::conv_pool_blocked::conv_pool_forward(&xb, w, b, s);
+                (tensor(y, shape.clone()), Some(tensor(c, shape)))
+            } else {
+                let y = kernels::conv_pool_blocked::conv_pool_forward_output(&xb, w, b, s);
+                (tensor(y, shape), None)
             }
-            Flex::stn_pool_relu(Flex::stn_conv2d(x, weight, bias))
         },
     )
 }
