@@ -1,0 +1,82 @@
+//! Timing of the fused convolution + 2x2 max-pool + ReLU kernel alone, on the tutorial
+//! network's four layers with a batch of 1000 images (what `stn eval` runs), for kernel work:
+//! `cargo run --release -p stn-kernels --example conv_bench [REPS [PATH]]`; `THREADS=n` for n
+//! threads (default 1). Prints the best of 7 runs per layer (the inference variant, without
+//! the window codes), in ms per call and GFLOP/s of the convolution outputs the pooling reads.
+
+use std::time::Instant;
+
+use stn_kernels::conv_blocked::ConvShape;
+use stn_kernels::conv_pool_blocked::conv_pool_forward_output;
+use stn_kernels::{Isa, isa};
+
+fn best(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let reps: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let path = match args.get(2) {
+        Some(p) => Isa::parse(p).filter(|i| i.supported()).unwrap_or_else(|| {
+            eprintln!("unknown or unsupported kernel path {p}");
+            std::process::exit(2)
+        }),
+        None => isa(),
+    };
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .ok();
+    println!("kernel path {path:?}, {threads} thread(s), 1000 images");
+    // (input channels, side, output channels, kernel side): localization conv1, conv2;
+    // classifier conv1, conv2.
+    for (c, side, o, k) in [
+        (1, 28, 8, 7),
+        (8, 11, 10, 5),
+        (1, 28, 10, 5),
+        (10, 12, 20, 5),
+    ] {
+        let l = path.lanes();
+        let s = ConvShape {
+            isa: path,
+            nb: 1000usize.div_ceil(l),
+            c,
+            h: side,
+            w: side,
+            o,
+            k,
+        };
+        let x: Vec<f32> = (0..s.nb * c * side * side * l)
+            .map(|i| ((i * 2654435761) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let w: Vec<f32> = (0..o * c * k * k)
+            .map(|i| ((i * 40503) % 100) as f32 / 500.0 - 0.1)
+            .collect();
+        let b = vec![0.01f32; o];
+        // The pooling reads the even-sized top-left part of the convolution's output.
+        let (ph, pw) = (s.ho() / 2 * 2, s.wo() / 2 * 2);
+        let flop = 2.0 * (s.nb * l * o * ph * pw * c * k * k) as f64;
+        let secs = best(reps, || {
+            std::hint::black_box(conv_pool_forward_output(&x, &w, &b, s));
+        });
+        println!(
+            "c{c} {side}x{side} -> o{o} k{k}: {:>6.3} ms {:>5.0} GFLOP/s",
+            secs * 1e3,
+            flop / secs / 1e9
+        );
+    }
+}
