@@ -4,43 +4,13 @@
 //! threads (default 1). Prints the best of 7 runs per layer (the inference variant, without
 //! the window codes), in ms per call and GFLOP/s of the convolution outputs the pooling reads.
 
-use std::time::Instant;
+mod timing;
 
 use stn_kernels::conv_blocked::ConvShape;
 use stn_kernels::conv_pool_blocked::conv_pool_forward_output;
-use stn_kernels::{Isa, isa};
-
-fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            t.elapsed().as_secs_f64() / reps as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let reps: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
-    let path = match args.get(2) {
-        Some(p) => Isa::parse(p).filter(|i| i.supported()).unwrap_or_else(|| {
-            eprintln!("unknown or unsupported kernel path {p}");
-            std::process::exit(2)
-        }),
-        None => isa(),
-    };
-    let threads: usize = std::env::var("THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .ok();
+    let (reps, path, threads) = timing::setup(5);
     println!("kernel path {path:?}, {threads} thread(s), 1000 images");
     // (input channels, side, output channels, kernel side): localization conv1, conv2;
     // classifier conv1, conv2.
@@ -70,7 +40,7 @@ fn main() {
         // The pooling reads the even-sized top-left part of the convolution's output.
         let (ph, pw) = (s.ho() / 2 * 2, s.wo() / 2 * 2);
         let flop = 2.0 * (s.nb * l * o * ph * pw * c * k * k) as f64;
-        let secs = best(reps, || {
+        let secs = timing::best(reps, || {
             std::hint::black_box(conv_pool_forward_output(&x, &w, &b, s));
         });
         println!(

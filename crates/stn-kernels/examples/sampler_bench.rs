@@ -3,43 +3,14 @@
 //! portable, avx2, avx512, neon (default: the CPU's best); `THREADS=n` for n threads (default 1).
 //! Prints the best of 7 runs per kernel, in ms per call and ns per output pixel and channel.
 
-use std::time::Instant;
+mod timing;
 
 use stn_kernels::affine_grid;
 use stn_kernels::grid_sample::{self, SampleShape};
-use stn_kernels::{Isa, SampleOptions, isa, with_isa};
-
-fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            t.elapsed().as_secs_f64() / reps as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+use stn_kernels::{SampleOptions, isa, with_isa};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let reps: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(50);
-    let path = match args.get(2) {
-        Some(p) => Isa::parse(p).filter(|i| i.supported()).unwrap_or_else(|| {
-            eprintln!("unknown or unsupported kernel path {p}");
-            std::process::exit(2)
-        }),
-        None => isa(),
-    };
-    let threads: usize = std::env::var("THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .ok();
+    let (reps, path, _) = timing::setup(50);
     with_isa(path, || run(reps));
 }
 
@@ -77,35 +48,35 @@ fn run(reps: usize) {
         };
         row(
             "grid_sample fwd",
-            best(reps, || grid_sample::forward(&input, &grid, &mut out, s, o)),
+            timing::best(reps, || grid_sample::forward(&input, &grid, &mut out, s, o)),
         );
         row(
             "grid_sample bwd",
-            best(reps, || {
+            timing::best(reps, || {
                 grid_sample::backward(&input, &grid, &out, Some(&mut gin), Some(&mut ggrid), s, o)
             }),
         );
         row(
             "grid_sample bwd input",
-            best(reps, || {
+            timing::best(reps, || {
                 grid_sample::backward(&input, &grid, &out, Some(&mut gin), None, s, o)
             }),
         );
         row(
             "grid_sample bwd grid",
-            best(reps, || {
+            timing::best(reps, || {
                 grid_sample::backward(&input, &grid, &out, None, Some(&mut ggrid), s, o)
             }),
         );
         row(
             "affine_sample fwd",
-            best(reps, || {
+            timing::best(reps, || {
                 grid_sample::affine_forward(&input, &theta, &mut out, s, o)
             }),
         );
         row(
             "affine_sample bwd",
-            best(reps, || {
+            timing::best(reps, || {
                 grid_sample::affine_backward(
                     &input,
                     &theta,

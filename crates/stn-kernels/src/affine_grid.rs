@@ -99,18 +99,18 @@ pub fn backward<T: Real>(grad_grid: &[T], n: usize, h: usize, w: usize, align: b
                 acc[4] = acc[4] + s1 * y;
                 acc[5] = acc[5] + s1;
             };
-            let rows: Vec<&[T]> = g.chunks_exact(w * 2).collect();
-            let mut groups = rows.chunks_exact(ROWS);
-            let mut ys_left = ys.iter();
-            for group in &mut groups {
-                let sums = row_sums::<T, ROWS>(group.try_into().expect("ROWS rows"), &xs);
-                for s in sums {
-                    add_row(s, *ys_left.next().expect("a y per row"));
+            let row_len = w * 2;
+            let groups = g.chunks_exact(ROWS * row_len).zip(ys.chunks_exact(ROWS));
+            for (group, ys) in groups {
+                let rows = core::array::from_fn(|r| &group[r * row_len..(r + 1) * row_len]);
+                for (sums, &y) in row_sums::<T, ROWS>(rows, &xs).into_iter().zip(ys) {
+                    add_row(sums, y);
                 }
             }
-            for &row in groups.remainder() {
-                let [s] = row_sums::<T, 1>([row], &xs);
-                add_row(s, *ys_left.next().expect("a y per row"));
+            let done = h / ROWS * ROWS;
+            for (row, &y) in g[done * row_len..].chunks_exact(row_len).zip(&ys[done..]) {
+                let [sums] = row_sums::<T, 1>([row], &xs);
+                add_row(sums, y);
             }
             t.copy_from_slice(&acc);
         });

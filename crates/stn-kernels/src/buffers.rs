@@ -18,12 +18,34 @@ pub(crate) fn zeroed<T: Copy>(s: &mut [MaybeUninit<T>], zero: T) -> &mut [T] {
     unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
-/// A new buffer of `len` elements, which `fill` must initialize, all of them (through
-/// [`zeroed`], item by item).
-pub(crate) fn alloc<T>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
-    let mut v = Vec::with_capacity(len);
-    fill(&mut v.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialized all `len` elements (a panic in it leaves the length at 0).
-    unsafe { v.set_len(len) };
-    v
+/// A new buffer of `len` elements for a kernel to fill: handed out as uninitialized memory
+/// ([`NewBuffer::uninit`]), then [`NewBuffer::finish`]ed once every element is written (the
+/// kernels here zero each item first, through [`zeroed`]). A buffer dropped unfinished (a
+/// panic in the kernel) frees its memory and reads none of it.
+pub(crate) struct NewBuffer<T> {
+    vec: Vec<T>,
+    len: usize,
+}
+
+impl<T> NewBuffer<T> {
+    pub(crate) fn new(len: usize) -> Self {
+        NewBuffer {
+            vec: Vec::with_capacity(len),
+            len,
+        }
+    }
+
+    pub(crate) fn uninit(&mut self) -> &mut [MaybeUninit<T>] {
+        &mut self.vec.spare_capacity_mut()[..self.len]
+    }
+
+    /// The filled buffer.
+    ///
+    /// # Safety
+    /// Every element of [`NewBuffer::uninit`] must have been initialized.
+    pub(crate) unsafe fn finish(mut self) -> Vec<T> {
+        // SAFETY: the caller's promise; the capacity is at least `len`.
+        unsafe { self.vec.set_len(self.len) };
+        self.vec
+    }
 }

@@ -10,7 +10,7 @@
 use std::any::TypeId;
 use std::mem::MaybeUninit;
 
-use crate::buffers::{alloc, uninit, zeroed};
+use crate::buffers::{NewBuffer, uninit, zeroed};
 
 use rayon::prelude::*;
 
@@ -108,9 +108,10 @@ pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, 
 
 /// [`forward`] into a new buffer.
 pub fn forward_alloc<T: Real>(input: &[T], grid: &[T], s: SampleShape, o: SampleOptions) -> Vec<T> {
-    alloc(s.n * s.output_len(), |out| {
-        forward_uninit(input, grid, out, s, o)
-    })
+    let mut out = NewBuffer::new(s.n * s.output_len());
+    forward_uninit(input, grid, out.uninit(), s, o);
+    // SAFETY: the forward pass zeroes each item before sampling into it.
+    unsafe { out.finish() }
 }
 
 fn forward_uninit<T: Real>(
@@ -206,31 +207,19 @@ pub fn backward_alloc<T: Real>(
     s: SampleShape,
     o: SampleOptions,
 ) -> (Option<Vec<T>>, Option<Vec<T>>) {
-    let (lin, lgrid) = (s.n * s.input_len(), s.n * s.plane_out() * 2);
-    match (want_input, want_grid) {
-        (true, true) => {
-            let mut ggrid = None;
-            let gin = alloc(lin, |gin| {
-                ggrid = Some(alloc(lgrid, |gg| {
-                    backward_uninit(input, grid, grad_out, Some(gin), Some(gg), s, o)
-                }))
-            });
-            (Some(gin), ggrid)
-        }
-        (true, false) => {
-            let gin = alloc(lin, |g| {
-                backward_uninit(input, grid, grad_out, Some(g), None, s, o)
-            });
-            (Some(gin), None)
-        }
-        (false, true) => {
-            let gg = alloc(lgrid, |g| {
-                backward_uninit(input, grid, grad_out, None, Some(g), s, o)
-            });
-            (None, Some(gg))
-        }
-        (false, false) => (None, None),
-    }
+    let mut gin = want_input.then(|| NewBuffer::new(s.n * s.input_len()));
+    let mut ggrid = want_grid.then(|| NewBuffer::new(s.n * s.plane_out() * 2));
+    backward_uninit(
+        input,
+        grid,
+        grad_out,
+        gin.as_mut().map(NewBuffer::uninit),
+        ggrid.as_mut().map(NewBuffer::uninit),
+        s,
+        o,
+    );
+    // SAFETY: the backward pass zeroes each item of both gradients before accumulating.
+    unsafe { (gin.map(|g| g.finish()), ggrid.map(|g| g.finish())) }
 }
 
 fn backward_uninit<T: Real>(
@@ -353,9 +342,10 @@ pub fn affine_forward_alloc<T: Real>(
     s: SampleShape,
     o: SampleOptions,
 ) -> Vec<T> {
-    alloc(s.n * s.output_len(), |out| {
-        affine_forward_uninit(input, theta, out, s, o)
-    })
+    let mut out = NewBuffer::new(s.n * s.output_len());
+    affine_forward_uninit(input, theta, out.uninit(), s, o);
+    // SAFETY: the forward pass zeroes each item before sampling into it.
+    unsafe { out.finish() }
 }
 
 fn affine_forward_uninit<T: Real>(
@@ -418,15 +408,11 @@ pub fn affine_backward_alloc<T: Real>(
     o: SampleOptions,
 ) -> (Option<Vec<T>>, Vec<T>) {
     let mut gtheta = vec![T::zero(); s.n * 6];
-    let gin = want_input.then(|| {
-        alloc(s.n * s.input_len(), |g| {
-            affine_backward_uninit(input, theta, grad_out, Some(g), &mut gtheta, s, o)
-        })
-    });
-    if gin.is_none() {
-        affine_backward_uninit(input, theta, grad_out, None, &mut gtheta, s, o);
-    }
-    (gin, gtheta)
+    let mut gin = want_input.then(|| NewBuffer::new(s.n * s.input_len()));
+    let g = gin.as_mut().map(NewBuffer::uninit);
+    affine_backward_uninit(input, theta, grad_out, g, &mut gtheta, s, o);
+    // SAFETY: the backward pass zeroes each item of the input gradient before accumulating.
+    (unsafe { gin.map(|g| g.finish()) }, gtheta)
 }
 
 fn affine_backward_uninit<T: Real>(
