@@ -4,41 +4,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use common::{Fx, assert_rel, fixtures_dir, load, values};
-use serde::Deserialize;
-use stn::model::state::{StateDict, StateTensor, gradients, load_state_dict};
-use stn::model::{Mode, ModelConfig, Net, nll_loss};
-
-#[derive(Deserialize)]
-struct NetFixture {
-    state_dict: BTreeMap<String, Fx>,
-    input: Fx,
-    targets: Vec<i64>,
-    log_probs: Fx,
-    loss: f64,
-    theta: Fx,
-    grads: BTreeMap<String, Fx>,
-}
-
-fn to_state(map: &BTreeMap<String, Fx>) -> StateDict {
-    map.iter()
-        .map(|(k, v)| {
-            let t = StateTensor {
-                shape: v.shape.clone(),
-                data: v.data.iter().map(|&x| x as f32).collect(),
-            };
-            (k.clone(), t)
-        })
-        .collect()
-}
-
-fn net_from(state: &StateDict, device: &Device) -> Net {
-    let net = Net::new(&ModelConfig::tutorial(), 0, device);
-    load_state_dict(net, state).expect("fixture state_dict fits the tutorial network")
-}
+use common::{NetFixture, assert_rel, fixtures_dir, load, tutorial_net, values};
+use stn::model::state::gradients;
+use stn::model::{Mode, nll_loss};
 
 #[test]
 fn forward_loss_and_gradients_match_pytorch() {
@@ -46,7 +15,7 @@ fn forward_loss_and_gradients_match_pytorch() {
         eprintln!("path {isa}");
         let fx: NetFixture = load("tutorial_net.json");
         let device = Device::flex().autodiff();
-        let net = net_from(&to_state(&fx.state_dict), &device);
+        let net = tutorial_net(&fx.state(), &device);
         let x: Tensor<4> = fx.input.tensor(&device, DType::F32);
 
         let stn = net
@@ -99,7 +68,7 @@ fn torch_save_file_gives_the_same_log_probs() {
         let state = stn::torch_import::read_state_dict(&fixtures_dir().join("tutorial_net.pt"))
             .expect("tutorial_net.pt reads");
         assert_eq!(state.len(), fx.state_dict.len());
-        let net = net_from(&state, &device);
+        let net = tutorial_net(&state, &device);
         let x: Tensor<4> = fx.input.tensor(&device, DType::F32);
         let log_probs = net.forward(x, &mut Mode::Eval);
         assert_rel(

@@ -7,56 +7,24 @@
 
 mod wgpu_support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use burn::tensor::{DType, Int, Tensor, TensorData};
-use serde::Deserialize;
 use stn::data::Source;
-use stn::model::state::{StateDict, StateTensor, gradients, load_state_dict};
-use stn::model::{Mode, ModelConfig, Net, nll_loss};
+use stn::model::state::gradients;
+use stn::model::{Mode, ModelConfig, nll_loss};
 use stn::optim::SgdConfig;
 use stn::rng::Rng;
 use stn::run::{DataSpec, TrainConfig};
 use stn::train::{Observer, Trainer};
-use wgpu_support::{Fx, assert_rel, fixtures_dir, values, wgpu};
-
-#[derive(Deserialize)]
-struct NetFixture {
-    state_dict: BTreeMap<String, Fx>,
-    input: Fx,
-    targets: Vec<i64>,
-    log_probs: Fx,
-    loss: f64,
-    theta: Fx,
-    grads: BTreeMap<String, Fx>,
-}
-
-fn load_fixture() -> NetFixture {
-    let path = fixtures_dir().join("tutorial_net.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad {}: {e}", path.display()))
-}
+use wgpu_support::{NetFixture, assert_rel, load, tutorial_net, values, wgpu};
 
 #[test]
 fn wgpu_tutorial_net_matches_pytorch() {
-    let fx = load_fixture();
+    let fx: NetFixture = load("tutorial_net.json");
     let device = wgpu().autodiff();
-    let state: StateDict = fx
-        .state_dict
-        .iter()
-        .map(|(k, v)| {
-            let t = StateTensor {
-                shape: v.shape.clone(),
-                data: v.data.iter().map(|&x| x as f32).collect(),
-            };
-            (k.clone(), t)
-        })
-        .collect();
-    let net = Net::new(&ModelConfig::tutorial(), 0, &device);
-    let net = load_state_dict(net, &state).expect("fixture state_dict fits");
+    let net = tutorial_net(&fx.state(), &device);
     let x: Tensor<4> = fx.input.tensor(&device, DType::F32);
 
     let stn = net

@@ -180,3 +180,39 @@ pub fn sample_options(mode: &str, padding: &str, align_corners: bool) -> SampleO
     };
     SampleOptions::new(mode, padding, align_corners)
 }
+
+/// `tutorial_net.json`: the tutorial network's state_dict, an input batch with its targets,
+/// and PyTorch's log-probabilities, loss, theta and parameter gradients for it.
+#[derive(Deserialize)]
+pub struct NetFixture {
+    pub state_dict: std::collections::BTreeMap<String, Fx>,
+    pub input: Fx,
+    pub targets: Vec<i64>,
+    pub log_probs: Fx,
+    pub loss: f64,
+    pub theta: Fx,
+    pub grads: std::collections::BTreeMap<String, Fx>,
+}
+
+impl NetFixture {
+    /// The fixture's state_dict in f32.
+    pub fn state(&self) -> stn::model::state::StateDict {
+        self.state_dict
+            .iter()
+            .map(|(k, v)| {
+                let t = stn::model::state::StateTensor {
+                    shape: v.shape.clone(),
+                    data: v.data.iter().map(|&x| x as f32).collect(),
+                };
+                (k.clone(), t)
+            })
+            .collect()
+    }
+}
+
+/// The tutorial network on `device` with `state`'s weights.
+pub fn tutorial_net(state: &stn::model::state::StateDict, device: &Device) -> stn::model::Net {
+    let net = stn::model::Net::new(&stn::model::ModelConfig::tutorial(), 0, device);
+    stn::model::state::load_state_dict(net, state)
+        .expect("fixture state_dict fits the tutorial network")
+}
