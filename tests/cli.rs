@@ -1,19 +1,16 @@
 //! The real `stn` binary on bad input and interrupted runs: clear one-line errors, the right
 //! exit status, nothing saved lost, and exact resume.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{stn, succeed};
 use stn::checkpoint::Checkpoint;
 use stn::data::idx;
 use stn::data::mnist::FILE_NAMES;
-
-fn stn() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stn"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
 
 fn mnist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
@@ -370,15 +367,7 @@ fn killed_run_resumes(extra: &[&str]) {
         "the run finished before it could be killed"
     );
 
-    let out = stn()
-        .args(["train", "--resume", killed.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(stn().args(["train", "--resume", killed.to_str().unwrap()]));
 
     let a = Checkpoint::load(&whole.join("checkpoint.stn")).unwrap();
     let b = Checkpoint::load(&killed.join("checkpoint.stn")).unwrap();

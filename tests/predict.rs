@@ -3,11 +3,11 @@
 //! decode -> preprocess -> predict) with the PyTorch-trained tutorial model; and the command
 //! itself on good and bad files.
 
+mod common;
 mod ui_common;
 
-use std::process::Command;
-
 use burn::tensor::Device;
+use common::{stn, succeed};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage};
 use stn::predict::{Digit, Predictor, digit_from_bytes};
@@ -147,12 +147,6 @@ fn real_world_like_pictures_are_classified_like_mnist() {
     assert!(failures.is_empty(), "below 90%: {failures:?}");
 }
 
-fn stn() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stn"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
 /// Writes test digit 0 (a 7) as dark ink on white, 150x150, plus a missing, a non-image and
 /// a blank file, into `dir`.
 fn files(dir: &std::path::Path) -> [std::path::PathBuf; 4] {
@@ -217,18 +211,13 @@ fn json_lines_and_pictures() {
     let good2 = other.join("seven.png");
     std::fs::copy(&good, &good2).unwrap();
     let pics = dir.path().join("pictures");
-    let out = stn()
-        .args(["predict", "--json", "--model"])
-        .arg(torch_model())
-        .arg("--out")
-        .arg(&pics)
-        .args([&good, &good2])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        stn()
+            .args(["predict", "--json", "--model"])
+            .arg(torch_model())
+            .arg("--out")
+            .arg(&pics)
+            .args([&good, &good2]),
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<serde_json::Value> = stdout
@@ -258,58 +247,39 @@ fn run_folders_and_checkpoints_work_too() {
     let dir = tempfile::tempdir().unwrap();
     let [good, ..] = files(dir.path());
     let run = dir.path().join("run");
-    let out = stn()
-        .args([
-            "train",
-            "--epochs",
-            "1",
-            "--limit-train",
-            "128",
-            "--limit-test",
-            "20",
-            "--log-interval",
-            "0",
-            "--out",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        stn()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--limit-train",
+                "128",
+                "--limit-test",
+                "20",
+                "--log-interval",
+                "0",
+                "--out",
+            ])
+            .arg(&run),
     );
     // The run folder got its pictures after the epoch.
     for f in ["curves.png", "stn-epochs.png", "stn.png"] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     // A resumed run continues the picture of the epochs: the inputs, then epochs 1 and 2.
-    let out = stn()
-        .args(["train", "--epochs", "2", "--resume"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(stn().args(["train", "--epochs", "2", "--resume"]).arg(&run));
     let rows = stn::plots::EpochRows::load(&run.join("stn-epochs.rows")).expect("rows saved");
     let labels: Vec<&str> = rows.rows.iter().map(|r| r.label.as_str()).collect();
     assert_eq!(labels, ["input", "epoch 1", "epoch 2"]);
     let curves = image::open(run.join("curves.png")).expect("curves.png is a PNG");
     assert!(curves.width() >= 800 && curves.height() >= 300);
     for model in [run.clone(), run.join("checkpoint.stn")] {
-        let out = stn()
-            .args(["predict", "--json", "--model"])
-            .arg(&model)
-            .arg(&good)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeed(
+            stn()
+                .args(["predict", "--json", "--model"])
+                .arg(&model)
+                .arg(&good),
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(v["class"].as_u64().unwrap() < 10);

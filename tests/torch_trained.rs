@@ -1,7 +1,9 @@
 //! A state_dict trained by PyTorch, evaluated by `stn eval` on the vendored MNIST test set,
 //! gives the accuracy and loss PyTorch reported for it (accuracy within 2 test images).
 
-use std::process::Command;
+mod common;
+
+use common::{stn, succeed};
 
 #[derive(serde::Deserialize)]
 struct Reported {
@@ -16,16 +18,10 @@ fn pytorch_trained_model_scores_what_pytorch_reported() {
         &std::fs::read_to_string(dir.join("tutorial_torch_2ep.json")).unwrap(),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_stn"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["eval", "--json", "--model"])
-        .arg(dir.join("tutorial_torch_2ep.pt"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        stn()
+            .args(["eval", "--json", "--model"])
+            .arg(dir.join("tutorial_torch_2ep.pt")),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let acc = v["test_accuracy"].as_f64().unwrap();

@@ -216,3 +216,21 @@ pub fn tutorial_net(state: &stn::model::state::StateDict, device: &Device) -> st
     stn::model::state::load_state_dict(net, state)
         .expect("fixture state_dict fits the tutorial network")
 }
+
+/// The `stn` binary, run from the repository root.
+pub fn stn() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stn"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// Runs `cmd` and returns its output, failing the test with its stderr unless it succeeded.
+pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().expect("the command starts");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
