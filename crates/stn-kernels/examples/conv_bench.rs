@@ -8,6 +8,7 @@ mod timing;
 
 use stn_kernels::conv_blocked::ConvShape;
 use stn_kernels::conv_pool_blocked::conv_pool_forward_output;
+use stn_kernels::pool::{from_blocked, to_blocked};
 
 fn main() {
     let (reps, path, threads) = timing::setup(5);
@@ -49,4 +50,17 @@ fn main() {
             flop / secs / 1e9
         );
     }
+    // The layout conversions at the network's edges: the input images into the blocked
+    // layout (once per network: localization and classifier), the last layers' outputs back.
+    let l = path.lanes();
+    let images: Vec<f32> = (0..1000 * 784).map(|i| (i % 255) as f32).collect();
+    let secs = timing::best(reps, || {
+        std::hint::black_box(to_blocked(&images, 1000, 784, l));
+    });
+    println!("to_blocked 1000x1x28x28:   {:>6.3} ms", secs * 1e3);
+    let blocked = to_blocked(&images, 1000, 784, l);
+    let secs = timing::best(reps, || {
+        std::hint::black_box(from_blocked(&blocked, 1000, 784, l));
+    });
+    println!("from_blocked 1000x1x28x28: {:>6.3} ms", secs * 1e3);
 }

@@ -1,8 +1,11 @@
 //! Convolution, 2x2 max pooling and ReLU in one pass on the batch-blocked layout
 //! [N / L, C, H, W, L] (see [`crate::conv_blocked`]): the convolution's output is never stored.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
+use crate::buffers::NewBuffer;
 use crate::conv_blocked::ConvShape;
 use crate::dispatch;
 use crate::simd::Simd;
@@ -36,25 +39,26 @@ fn conv_pool<const CODES: bool>(
     assert_eq!(x.len(), s.nb * img_in, "conv_pool: input length");
     assert_eq!(w.len(), s.o * s.c * s.k * s.k, "conv_pool: weight length");
     assert_eq!(b.len(), s.o, "conv_pool: bias length");
-    let mut y = vec![0.0f32; s.nb * img_out];
-    let mut arg = vec![0.0f32; if CODES { s.nb * img_out } else { 0 }];
-    if img_out == 0 {
-        return (y, CODES.then_some(arg));
+    // Written whole by the blocks below: no zeroing first.
+    let mut y = NewBuffer::new(s.nb * img_out);
+    let mut arg = NewBuffer::new(if CODES { s.nb * img_out } else { 0 });
+    if img_out > 0 {
+        let mut arg_items: Vec<&mut [MaybeUninit<f32>]> = if CODES {
+            arg.uninit().chunks_mut(img_out).collect()
+        } else {
+            (0..s.nb).map(|_| &mut [][..]).collect()
+        };
+        y.uninit()
+            .par_chunks_mut(img_out)
+            .zip(arg_items.par_iter_mut())
+            .enumerate()
+            .for_each(|(n, (y, arg))| {
+                let inp = &x[n * img_in..(n + 1) * img_in];
+                dispatch!(s.isa, conv_pool_block::<CODES>(inp, w, b, &s, y, arg));
+            });
     }
-    let mut arg_items: Vec<&mut [f32]> = if CODES {
-        arg.chunks_mut(img_out).collect()
-    } else {
-        (0..s.nb).map(|_| &mut [][..]).collect()
-    };
-    y.par_chunks_mut(img_out)
-        .zip(arg_items.par_iter_mut())
-        .enumerate()
-        .for_each(|(n, (y, arg))| {
-            let inp = &x[n * img_in..(n + 1) * img_in];
-            dispatch!(s.isa, conv_pool_block::<CODES>(inp, w, b, &s, y, arg));
-        });
-    drop(arg_items);
-    (y, CODES.then_some(arg))
+    // SAFETY: each block's tiles store every pooled value (and code) of the block.
+    unsafe { (y.finish(), CODES.then(|| arg.finish())) }
 }
 
 #[inline(always)]
@@ -63,8 +67,8 @@ fn conv_pool_block<S: Simd, const CODES: bool>(
     wgt: &[f32],
     bias: &[f32],
     s: &ConvShape,
-    y: &mut [f32],
-    arg: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
+    arg: &mut [MaybeUninit<f32>],
 ) {
     let (ph, pw, l) = (s.ho() / 2, s.wo() / 2, S::LANES);
     assert!(inp.len() >= s.c * s.h * s.w * l && wgt.len() >= s.o * s.c * s.k * s.k);
@@ -108,8 +112,8 @@ unsafe fn pool_tile<S: Simd, const NB: usize, const CODES: bool>(
     wgt: &[f32],
     bias: &[f32],
     at: (usize, usize, usize),
-    y: &mut [f32],
-    arg: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
+    arg: &mut [MaybeUninit<f32>],
 ) {
     let (ob, py, px) = at;
     let l = S::LANES;
@@ -160,9 +164,9 @@ unsafe fn pool_tile<S: Simd, const NB: usize, const CODES: bool>(
             let keep = S::or(S::gt(m, zero), S::is_nan(m));
             best = S::select(S::gt(m, zero), best, S::splat(4.0));
             let o = (((ob + b) * ph + py) * pw + px) * l;
-            S::store(y.as_mut_ptr().add(o), S::select(keep, m, zero));
+            S::store(y.as_mut_ptr().add(o).cast(), S::select(keep, m, zero));
             if CODES {
-                S::store(arg.as_mut_ptr().add(o), best);
+                S::store(arg.as_mut_ptr().add(o).cast(), best);
             }
         }
     }

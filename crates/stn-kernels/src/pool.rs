@@ -4,9 +4,12 @@
 //! Works on [planes, h, w, lanes]: lanes = 1 for NCHW tensors, 4, 8 or 16 for batch-blocked ones
 //! (the innermost loop then runs over the images of a block and vectorizes).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{Real, with_simd};
+use crate::buffers::NewBuffer;
 use crate::simd::isa;
 
 /// relu(max_pool2d(x, 2)) of `planes` planes of h x w x lanes; the output is
@@ -184,36 +187,147 @@ fn backward_impl<T: Real, const L: usize>(
 
 /// NCHW [n, c, h, w] -> batch-blocked [ceil(n / lanes), c, h, w, lanes], zero-padding the
 /// missing images of the last block.
+///
+/// Each block is written once, by the worker converting it (no serial zeroing first), a square
+/// tile of `lanes` values of `lanes` images at a time: the tile's reads are `lanes` short
+/// contiguous runs and its writes one contiguous run, where a plain loop over the output
+/// strides through every image.
 pub fn to_blocked<T: Real>(x: &[T], n: usize, chw: usize, lanes: usize) -> Vec<T> {
     assert_eq!(x.len(), n * chw, "to_blocked: input length");
     let nb = n.div_ceil(lanes);
-    let mut out = vec![T::zero(); nb * chw * lanes];
-    out.par_chunks_mut(chw * lanes)
-        .enumerate()
-        .for_each(|(b, out)| {
-            for l in 0..lanes.min(n - b * lanes) {
-                let img = &x[(b * lanes + l) * chw..(b * lanes + l + 1) * chw];
-                for (i, &v) in img.iter().enumerate() {
-                    out[i * lanes + l] = v;
+    let mut out = NewBuffer::new(nb * chw * lanes);
+    if chw > 0 {
+        out.uninit()
+            .par_chunks_mut(chw * lanes)
+            .enumerate()
+            .for_each(|(b, out)| {
+                let images = lanes.min(n - b * lanes);
+                let x = &x[b * lanes * chw..(b * lanes + images) * chw];
+                match lanes {
+                    4 => block_from_images::<T, 4>(x, images, chw, out),
+                    8 => block_from_images::<T, 8>(x, images, chw, out),
+                    16 => block_from_images::<T, 16>(x, images, chw, out),
+                    _ => {
+                        for (i, out) in out.chunks_mut(lanes).enumerate() {
+                            for (l, o) in out.iter_mut().enumerate() {
+                                o.write(if l < images { x[l * chw + i] } else { T::zero() });
+                            }
+                        }
+                    }
                 }
-            }
-        });
-    out
+            });
+    }
+    // SAFETY: every block was written whole.
+    unsafe { out.finish() }
 }
 
-/// Batch-blocked [nb, c, h, w, lanes] -> NCHW [n, c, h, w] (n <= nb * lanes).
+/// One block [chw, L] from `images` (<= L) images of `chw` values each, zeros in the lanes
+/// beyond them.
+#[inline(always)]
+fn block_from_images<T: Real, const L: usize>(
+    x: &[T],
+    images: usize,
+    chw: usize,
+    out: &mut [MaybeUninit<T>],
+) {
+    assert!(images <= L && x.len() == images * chw && out.len() == chw * L);
+    let mut i = 0;
+    while i < chw {
+        let width = L.min(chw - i);
+        let mut tile = [[T::zero(); L]; L];
+        for (l, row) in tile.iter_mut().enumerate().take(images) {
+            row[..width].copy_from_slice(&x[l * chw + i..l * chw + i + width]);
+        }
+        for (j, o) in out[i * L..(i + width) * L].chunks_exact_mut(L).enumerate() {
+            for (l, o) in o.iter_mut().enumerate() {
+                o.write(tile[l][j]);
+            }
+        }
+        i += width;
+    }
+}
+
+/// Batch-blocked [nb, c, h, w, lanes] -> NCHW [n, c, h, w] (n <= nb * lanes), a square tile at
+/// a time as [`to_blocked`].
 pub fn from_blocked<T: Real>(x: &[T], n: usize, chw: usize, lanes: usize) -> Vec<T> {
     assert!(
         x.len() >= n.div_ceil(lanes) * chw * lanes,
         "from_blocked: input length"
     );
-    let mut out = vec![T::zero(); n * chw];
-    out.par_chunks_mut(chw).enumerate().for_each(|(i, img)| {
-        let (b, l) = (i / lanes, i % lanes);
-        let block = &x[b * chw * lanes..(b + 1) * chw * lanes];
-        for (j, v) in img.iter_mut().enumerate() {
-            *v = block[j * lanes + l];
+    let mut out = NewBuffer::new(n * chw);
+    if chw > 0 && lanes > 0 {
+        out.uninit()
+            .par_chunks_mut(chw * lanes)
+            .enumerate()
+            .for_each(|(b, out)| {
+                let block = &x[b * chw * lanes..(b + 1) * chw * lanes];
+                match lanes {
+                    4 => images_from_block::<T, 4>(block, chw, out),
+                    8 => images_from_block::<T, 8>(block, chw, out),
+                    16 => images_from_block::<T, 16>(block, chw, out),
+                    _ => {
+                        for (l, img) in out.chunks_mut(chw).enumerate() {
+                            for (j, o) in img.iter_mut().enumerate() {
+                                o.write(block[j * lanes + l]);
+                            }
+                        }
+                    }
+                }
+            });
+    }
+    // SAFETY: every image was written whole.
+    unsafe { out.finish() }
+}
+
+/// The images of one block [chw, L]: `out` holds as many whole images as the block has.
+#[inline(always)]
+fn images_from_block<T: Real, const L: usize>(
+    block: &[T],
+    chw: usize,
+    out: &mut [MaybeUninit<T>],
+) {
+    let images = out.len() / chw;
+    assert!(images <= L && out.len() == images * chw && block.len() == chw * L);
+    let mut i = 0;
+    while i < chw {
+        let width = L.min(chw - i);
+        let mut tile = [[T::zero(); L]; L];
+        for (j, row) in block[i * L..(i + width) * L].chunks_exact(L).enumerate() {
+            tile[j].copy_from_slice(row);
         }
-    });
-    out
+        for (l, img) in out.chunks_exact_mut(chw).enumerate() {
+            for (j, o) in img[i..i + width].iter_mut().enumerate() {
+                o.write(tile[j][l]);
+            }
+        }
+        i += width;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{from_blocked, to_blocked};
+
+    /// The tiled conversions equal the plain index arithmetic, for every block width the
+    /// kernels use and one they do not, with partial last blocks and partial last tiles.
+    #[test]
+    fn layout_conversions_equal_the_plain_definitions() {
+        for lanes in [1, 3, 4, 8, 16] {
+            let shapes: [(usize, usize); 5] = [(1, 1), (5, 37), (16, 16), (17, 784), (33, 90)];
+            for (n, chw) in shapes {
+                let x: Vec<f32> = (0..n * chw).map(|i| i as f32 + 1.0).collect();
+                let nb = n.div_ceil(lanes);
+                let mut want = vec![0.0f32; nb * chw * lanes];
+                for img in 0..n {
+                    for i in 0..chw {
+                        want[((img / lanes) * chw + i) * lanes + img % lanes] = x[img * chw + i];
+                    }
+                }
+                let blocked = to_blocked(&x, n, chw, lanes);
+                assert_eq!(blocked, want, "to_blocked n {n} chw {chw} lanes {lanes}");
+                let back = from_blocked(&blocked, n, chw, lanes);
+                assert_eq!(back, x, "from_blocked n {n} chw {chw} lanes {lanes}");
+            }
+        }
+    }
 }
