@@ -1,7 +1,8 @@
 //! New output buffers filled item by item by the parallel workers, without a serial zeroing
 //! pass first: `vec![0.0; len]` memsets the whole buffer on the calling thread (megabytes for a
 //! batch of 1000 images) while the other cores wait, and the kernels then write every element
-//! anyway. Here each worker zeroes its own item right before writing it, in cache.
+//! anyway. Here kernels that store every value write straight into uninitialized memory, and
+//! those that accumulate have each worker zero its own item right before, in cache.
 
 use std::mem::MaybeUninit;
 
@@ -19,9 +20,9 @@ pub(crate) fn zeroed<T: Copy>(s: &mut [MaybeUninit<T>], zero: T) -> &mut [T] {
 }
 
 /// A new buffer of `len` elements for a kernel to fill: handed out as uninitialized memory
-/// ([`NewBuffer::uninit`]), then [`NewBuffer::finish`]ed once every element is written (the
-/// kernels here zero each item first, through [`zeroed`]). A buffer dropped unfinished (a
-/// panic in the kernel) frees its memory and reads none of it.
+/// ([`NewBuffer::uninit`]), then [`NewBuffer::finish`]ed once every element is written (by
+/// kernels that store every value, or that zero each item first through [`zeroed`]). A buffer
+/// dropped unfinished (a panic in the kernel) frees its memory and reads none of it.
 pub(crate) struct NewBuffer<T> {
     vec: Vec<T>,
     len: usize,

@@ -110,7 +110,7 @@ pub fn forward<T: Real>(input: &[T], grid: &[T], out: &mut [T], s: SampleShape, 
 pub fn forward_alloc<T: Real>(input: &[T], grid: &[T], s: SampleShape, o: SampleOptions) -> Vec<T> {
     let mut out = NewBuffer::new(s.n * s.output_len());
     forward_uninit(input, grid, out.uninit(), s, o);
-    // SAFETY: the forward pass zeroes each item before sampling into it.
+    // SAFETY: the forward pass writes every output value (vector and scalar parts).
     unsafe { out.finish() }
 }
 
@@ -151,11 +151,12 @@ fn forward_batch<'a, T: Real, C: Coords<T>>(
     out.par_chunks_mut(s.output_len())
         .enumerate()
         .for_each(|(n, out)| {
-            let out = zeroed(out, T::zero());
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let mut start = 0;
             if vector_path::<T>(&o) {
-                let (input, out) = (bytemuck::cast_slice(input), bytemuck::cast_slice_mut(out));
+                let input = bytemuck::cast_slice(input);
+                // SAFETY: T is f32 on the vector path (`vector_path`).
+                let out = unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>]) };
                 let (lanes, border) = (lanes(n), o.padding == Padding::Border);
                 start = dispatch!(
                     isa,
@@ -344,7 +345,7 @@ pub fn affine_forward_alloc<T: Real>(
 ) -> Vec<T> {
     let mut out = NewBuffer::new(s.n * s.output_len());
     affine_forward_uninit(input, theta, out.uninit(), s, o);
-    // SAFETY: the forward pass zeroes each item before sampling into it.
+    // SAFETY: the forward pass writes every output value (vector and scalar parts).
     unsafe { out.finish() }
 }
 

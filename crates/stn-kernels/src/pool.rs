@@ -236,7 +236,13 @@ fn block_from_images<T: Real, const L: usize>(
         let width = L.min(chw - i);
         let mut tile = [[T::zero(); L]; L];
         for (l, row) in tile.iter_mut().enumerate().take(images) {
-            row[..width].copy_from_slice(&x[l * chw + i..l * chw + i + width]);
+            let src = &x[l * chw + i..l * chw + i + width];
+            if width == L {
+                // A constant-length copy: inlined, where a variable one calls memcpy.
+                row.copy_from_slice(src);
+            } else {
+                row[..width].copy_from_slice(src);
+            }
         }
         for (j, o) in out[i * L..(i + width) * L].chunks_exact_mut(L).enumerate() {
             for (l, o) in o.iter_mut().enumerate() {
@@ -296,8 +302,15 @@ fn images_from_block<T: Real, const L: usize>(
             tile[j].copy_from_slice(row);
         }
         for (l, img) in out.chunks_exact_mut(chw).enumerate() {
-            for (j, o) in img[i..i + width].iter_mut().enumerate() {
-                o.write(tile[j][l]);
+            if width == L {
+                let img: &mut [MaybeUninit<T>; L] = (&mut img[i..i + L]).try_into().unwrap();
+                for (j, o) in img.iter_mut().enumerate() {
+                    o.write(tile[j][l]);
+                }
+            } else {
+                for (j, o) in img[i..i + width].iter_mut().enumerate() {
+                    o.write(tile[j][l]);
+                }
             }
         }
         i += width;

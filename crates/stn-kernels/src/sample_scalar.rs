@@ -2,6 +2,8 @@
 //! and over where coordinates come from (a grid tensor or an affine map) and where their
 //! gradients go (a grid gradient or theta's gradient).
 
+use std::mem::MaybeUninit;
+
 use super::Real;
 use super::coords::{
     cubic_coefficients, cubic_coefficients_grad, in_bounds, pad_coordinate, source_index,
@@ -234,13 +236,13 @@ impl<T: Real> CubicTaps<T> {
 }
 
 /// Samples output pixels `range` of one batch item: `input` [c, h_in, w_in], `out`
-/// [c, h_out, w_out].
+/// [c, h_out, w_out] (each of its values in `range` written once).
 #[inline(always)]
 pub fn forward_item<T: Real, C: Coords<T>, const PAD: u8, const ALIGN: bool>(
     mode: Interpolation,
     input: &[T],
     coords: &C,
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
     s: &SampleShape,
     range: core::ops::Range<usize>,
 ) {
@@ -258,7 +260,7 @@ pub fn forward_item<T: Real, C: Coords<T>, const PAD: u8, const ALIGN: bool>(
                 for c in 0..s.c {
                     let pl = &input[c * plane_in..(c + 1) * plane_in];
                     let v = |k: usize| offs[k].map_or(T::zero(), |o| pl[o]);
-                    out[c * plane_out + p] = v(0) * w[0] + v(1) * w[1] + v(2) * w[2] + v(3) * w[3];
+                    out[c * plane_out + p].write(v(0) * w[0] + v(1) * w[1] + v(2) * w[2] + v(3) * w[3]);
                 }
             }
             Interpolation::Nearest => {
@@ -272,11 +274,11 @@ pub fn forward_item<T: Real, C: Coords<T>, const PAD: u8, const ALIGN: bool>(
                     0
                 };
                 for c in 0..s.c {
-                    out[c * plane_out + p] = if inside {
+                    out[c * plane_out + p].write(if inside {
                         input[c * plane_in + off]
                     } else {
                         T::zero()
-                    };
+                    });
                 }
             }
             Interpolation::Bicubic => {
@@ -292,10 +294,12 @@ pub fn forward_item<T: Real, C: Coords<T>, const PAD: u8, const ALIGN: bool>(
                             + taps.cx[2] * v(2, j)
                             + taps.cx[3] * v(3, j)
                     };
-                    out[c * plane_out + p] = taps.cy[0] * row(0)
-                        + taps.cy[1] * row(1)
-                        + taps.cy[2] * row(2)
-                        + taps.cy[3] * row(3);
+                    out[c * plane_out + p].write(
+                        taps.cy[0] * row(0)
+                            + taps.cy[1] * row(1)
+                            + taps.cy[2] * row(2)
+                            + taps.cy[3] * row(3),
+                    );
                 }
             }
         }

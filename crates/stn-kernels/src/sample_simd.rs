@@ -5,6 +5,8 @@
 //! bit-identical to the scalar path's on every path, NaN and infinite coordinates included;
 //! input gradients are summed in another (fixed) order.
 
+use std::mem::MaybeUninit;
+
 use crate::grid_sample::SampleShape;
 use crate::simd::{MAX_LANES, Simd};
 
@@ -287,13 +289,13 @@ impl LaneIndex {
     }
 }
 
-/// Forward of pixels [0, plane_out - plane_out % LANES) of one batch item; returns where the
-/// scalar code must continue.
+/// Forward of pixels [0, plane_out - plane_out % LANES) of one batch item (each output value
+/// written once); returns where the scalar code must continue.
 #[inline(always)]
 pub fn forward_item<S: Simd>(
     input: &[f32],
     coords: &VecCoords,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     s: &SampleShape,
     border: bool,
     align: bool,
@@ -322,7 +324,7 @@ pub fn forward_item<S: Simd>(
                     ),
                     S::mul(v[3], w[3]),
                 );
-                S::store(out.as_mut_ptr().add(c * plane_out + p), acc);
+                S::store(out.as_mut_ptr().add(c * plane_out + p).cast(), acc);
             }
         }
     }
