@@ -88,5 +88,17 @@ fn run(reps: usize) {
                 )
             }),
         );
+        row(
+            "affine_grid fwd",
+            timing::best(reps, || {
+                std::hint::black_box(affine_grid::forward(&theta, n, h, w, false));
+            }),
+        );
+        row(
+            "affine_grid bwd",
+            timing::best(reps, || {
+                std::hint::black_box(affine_grid::backward(&grid, n, h, w, false));
+            }),
+        );
     }
 }

@@ -1,8 +1,13 @@
 //! Affine sampling grids: grid[n, i, j] = theta[n] · (x_j, y_i, 1), with PyTorch's base
 //! coordinates for either align_corners convention.
 
-use super::Real;
+use std::any::TypeId;
+
 use rayon::prelude::*;
+
+use super::Real;
+use crate::dispatch;
+use crate::simd::{MAX_LANES, Simd, isa};
 
 /// PyTorch's `linspace_from_neg_one`: `steps` coordinates spanning [-1, 1] (align_corners)
 /// or the pixel centres of [-1, 1] (not align_corners), value for value.
@@ -35,6 +40,20 @@ pub fn base_coordinates<T: Real>(steps: usize, align_corners: bool) -> Vec<T> {
             }
         })
         .collect()
+}
+
+/// Per-pixel base coordinates (x, y) of an h x w grid, row-major.
+pub(crate) fn base_planes<T: Real>(h: usize, w: usize, align: bool) -> (Vec<T>, Vec<T>) {
+    let xs = base_coordinates::<T>(w, align);
+    let ys = base_coordinates::<T>(h, align);
+    let bx = (0..h).flat_map(|_| xs.iter().copied()).collect();
+    let by = ys.iter().flat_map(|&y| std::iter::repeat_n(y, w)).collect();
+    (bx, by)
+}
+
+/// Whether `T` is f32, the type the vector code handles.
+fn is_f32<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>()
 }
 
 /// theta [n, 2, 3] -> grid [n, h, w, 2].
@@ -80,15 +99,14 @@ pub fn backward<T: Real>(grad_grid: &[T], n: usize, h: usize, w: usize, align: b
     if h * w == 0 {
         return out;
     }
+    let isa = isa();
     // Items in parallel; each item's sums in the same order as ever.
     grad_grid
         .par_chunks_exact(h * w * 2)
         .zip(out.par_chunks_exact_mut(6))
         .for_each(|(g, t)| {
             // Sums over each row first (fewer multiplications by y): per row, [g0, g1, g0 x,
-            // g1 x] in pixel order. ROWS rows at a time: their sums are independent chains
-            // that the CPU runs side by side, each in the same order as one row alone.
-            const ROWS: usize = 4;
+            // g1 x] in pixel order; then the rows' terms in row order.
             let mut acc = [T::zero(); 6];
             let mut add_row = |sums: [T; 4], y: T| {
                 let [s0, s1, sx0, sx1] = sums;
@@ -100,14 +118,38 @@ pub fn backward<T: Real>(grad_grid: &[T], n: usize, h: usize, w: usize, align: b
                 acc[5] = acc[5] + s1;
             };
             let row_len = w * 2;
-            let groups = g.chunks_exact(ROWS * row_len).zip(ys.chunks_exact(ROWS));
+            let mut done = 0;
+            if is_f32::<T>() && row_len * MAX_LANES <= i32::MAX as usize {
+                // A vector of rows at a time, one row per lane, each in its own pixel order.
+                let (g32, xs32) = (bytemuck::cast_slice(g), bytemuck::cast_slice(&xs));
+                let mut sums = [[0.0f32; 4]; MAX_LANES];
+                let lanes = isa.lanes();
+                while done + lanes <= h {
+                    let rows = &g32[done * row_len..(done + lanes) * row_len];
+                    dispatch!(isa, row_sums_vector(rows, xs32, &mut sums));
+                    for (r, s) in sums[..lanes].iter().enumerate() {
+                        add_row(
+                            s.map(|v| T::from_f32(v).unwrap_or_else(T::nan)),
+                            ys[done + r],
+                        );
+                    }
+                    done += lanes;
+                }
+            }
+            // The rest ROWS rows at a time: their sums are independent chains that the CPU
+            // runs side by side, each in the same order as one row alone.
+            const ROWS: usize = 4;
+            let rest = &g[done * row_len..];
+            let groups = rest
+                .chunks_exact(ROWS * row_len)
+                .zip(ys[done..].chunks_exact(ROWS));
             for (group, ys) in groups {
                 let rows = core::array::from_fn(|r| &group[r * row_len..(r + 1) * row_len]);
                 for (sums, &y) in row_sums::<T, ROWS>(rows, &xs).into_iter().zip(ys) {
                     add_row(sums, y);
                 }
             }
-            let done = h / ROWS * ROWS;
+            done += (h - done) / ROWS * ROWS;
             for (row, &y) in g[done * row_len..].chunks_exact(row_len).zip(&ys[done..]) {
                 let [sums] = row_sums::<T, 1>([row], &xs);
                 add_row(sums, y);
@@ -115,6 +157,36 @@ pub fn backward<T: Real>(grad_grid: &[T], n: usize, h: usize, w: usize, align: b
             t.copy_from_slice(&acc);
         });
     out
+}
+
+/// [sum g0, sum g1, sum g0 x, sum g1 x] of LANES rows of interleaved (g0, g1) (`rows`, one
+/// after another), one row per lane, each in pixel order: what [`row_sums`] computes.
+#[inline(always)]
+fn row_sums_vector<S: Simd>(rows: &[f32], xs: &[f32], sums: &mut [[f32; 4]; MAX_LANES]) {
+    let row_len = 2 * xs.len();
+    assert_eq!(rows.len(), S::LANES * row_len);
+    let mut idx = [0i32; MAX_LANES];
+    for (r, i) in idx.iter_mut().enumerate().take(S::LANES) {
+        *i = (r * row_len) as i32;
+    }
+    let (mut s0, mut s1, mut sx0, mut sx1) = (S::zero(), S::zero(), S::zero(), S::zero());
+    for (j, &x) in xs.iter().enumerate() {
+        // SAFETY: pixel j of each of the LANES rows is inside `rows` (asserted above).
+        let (g0, g1) = unsafe { S::gather_pairs(rows.as_ptr().add(2 * j), &idx) };
+        let x = S::splat(x);
+        s0 = S::add(s0, g0);
+        s1 = S::add(s1, g1);
+        sx0 = S::add(sx0, S::mul(g0, x));
+        sx1 = S::add(sx1, S::mul(g1, x));
+    }
+    for (k, v) in [s0, s1, sx0, sx1].into_iter().enumerate() {
+        let mut a = [0.0f32; MAX_LANES];
+        // SAFETY: the array holds MAX_LANES >= LANES floats.
+        unsafe { S::store(a.as_mut_ptr(), v) };
+        for r in 0..S::LANES {
+            sums[r][k] = a[r];
+        }
+    }
 }
 
 /// [sum g0, sum g1, sum g0 x, sum g1 x] of each of R rows of interleaved (g0, g1), in pixel
@@ -139,10 +211,20 @@ fn row_sums<T: Real, const R: usize>(rows: [&[T]; R], xs: &[T]) -> [[T; 4]; R] {
 mod tests {
     use super::{backward, base_coordinates, forward};
 
-    /// The blocked loops compute exactly what one pixel at a time in row order computes.
+    /// The vector and blocked loops compute exactly what one pixel at a time in row order
+    /// computes, on every kernel path of this CPU (rows fewer than, as many as and more than a
+    /// vector's lanes; planes with and without a partial last vector).
     #[test]
     fn forward_and_backward_equal_the_plain_loops_bit_for_bit() {
-        let (n, h, w) = (3, 7, 13);
+        crate::simd::for_each_isa(|isa| {
+            for (n, h, w) in [(3, 7, 13), (2, 16, 16), (3, 37, 29), (2, 28, 28)] {
+                eprintln!("path {isa}, {n}x{h}x{w}");
+                plain_loops_check(n, h, w);
+            }
+        });
+    }
+
+    fn plain_loops_check(n: usize, h: usize, w: usize) {
         let val = |i: usize| ((i * 2654435761) % 1000) as f32 / 250.0 - 2.0;
         let theta: Vec<f32> = (0..n * 6).map(val).collect();
         let gg: Vec<f32> = (0..n * h * w * 2).map(|i| val(i + 77)).collect();

@@ -14,7 +14,7 @@ use crate::buffers::{NewBuffer, uninit, zeroed};
 
 use rayon::prelude::*;
 
-use super::affine_grid::base_coordinates;
+use super::affine_grid::base_planes;
 use super::sample_scalar::{
     AffineCoords, BORDER, CoordGrads, Coords, GridCoords, GridGrads, NoGrads, REFLECTION,
     ThetaGrads, ZEROS, backward_item, forward_item,
@@ -77,15 +77,6 @@ fn is_f32<T: 'static>() -> bool {
 /// Whether the vector sampler applies (f32 bilinear, zeros or border padding).
 fn vector_path<T: 'static>(o: &SampleOptions) -> bool {
     is_f32::<T>() && o.mode == Interpolation::Bilinear && o.padding != Padding::Reflection
-}
-
-/// Per-pixel base coordinates (x, y) of an h x w output, for the affine sampler.
-fn base_planes<T: Real>(h: usize, w: usize, align: bool) -> (Vec<T>, Vec<T>) {
-    let xs = base_coordinates::<T>(w, align);
-    let ys = base_coordinates::<T>(h, align);
-    let bx = (0..h).flat_map(|_| xs.iter().copied()).collect();
-    let by = ys.iter().flat_map(|&y| std::iter::repeat_n(y, w)).collect();
-    (bx, by)
 }
 
 fn check(
@@ -156,7 +147,8 @@ fn forward_batch<'a, T: Real, C: Coords<T>>(
             if vector_path::<T>(&o) {
                 let input = bytemuck::cast_slice(input);
                 // SAFETY: T is f32 on the vector path (`vector_path`).
-                let out = unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>]) };
+                let out =
+                    unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>]) };
                 let (lanes, border) = (lanes(n), o.padding == Padding::Border);
                 start = dispatch!(
                     isa,

@@ -210,7 +210,11 @@ pub fn to_blocked<T: Real>(x: &[T], n: usize, chw: usize, lanes: usize) -> Vec<T
                     _ => {
                         for (i, out) in out.chunks_mut(lanes).enumerate() {
                             for (l, o) in out.iter_mut().enumerate() {
-                                o.write(if l < images { x[l * chw + i] } else { T::zero() });
+                                o.write(if l < images {
+                                    x[l * chw + i]
+                                } else {
+                                    T::zero()
+                                });
                             }
                         }
                     }
@@ -287,11 +291,7 @@ pub fn from_blocked<T: Real>(x: &[T], n: usize, chw: usize, lanes: usize) -> Vec
 
 /// The images of one block [chw, L]: `out` holds as many whole images as the block has.
 #[inline(always)]
-fn images_from_block<T: Real, const L: usize>(
-    block: &[T],
-    chw: usize,
-    out: &mut [MaybeUninit<T>],
-) {
+fn images_from_block<T: Real, const L: usize>(block: &[T], chw: usize, out: &mut [MaybeUninit<T>]) {
     let images = out.len() / chw;
     assert!(images <= L && out.len() == images * chw && block.len() == chw * L);
     let mut i = 0;

@@ -260,7 +260,8 @@ pub fn forward_item<T: Real, C: Coords<T>, const PAD: u8, const ALIGN: bool>(
                 for c in 0..s.c {
                     let pl = &input[c * plane_in..(c + 1) * plane_in];
                     let v = |k: usize| offs[k].map_or(T::zero(), |o| pl[o]);
-                    out[c * plane_out + p].write(v(0) * w[0] + v(1) * w[1] + v(2) * w[2] + v(3) * w[3]);
+                    out[c * plane_out + p]
+                        .write(v(0) * w[0] + v(1) * w[1] + v(2) * w[2] + v(3) * w[3]);
                 }
             }
             Interpolation::Nearest => {
