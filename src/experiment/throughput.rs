@@ -223,7 +223,8 @@ pub fn ops(shape: [usize; 4], iterations: usize, fused: bool, device: &Device) -
             let grid = ops::affine_grid(theta.clone(), h, w, false);
             ops::grid_sample(x.clone(), grid, SampleOptions::default())
         };
-        let grads = out.sum().backward();
+        // Seeded with ones of out's shape, as the PyTorch peer's autograd.grad(out, .., ones).
+        let grads = out.backward();
         let gx = x.grad(&grads).expect("input gradient");
         let gt = theta.grad(&grads).expect("theta gradient");
         let _: f32 = (gx.sum() + gt.sum()).into_scalar();

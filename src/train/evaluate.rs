@@ -14,7 +14,8 @@ pub fn evaluate(net: &Net, set: &ImageSet, batch_size: usize) -> (f64, usize) {
     let indices: Vec<usize> = (0..set.len()).collect();
     for idx in indices.chunks(batch_size.max(1)) {
         set.gather(idx, &lut, &mut images, &mut labels);
-        let (x, y) = batch_tensors(set, &images, &labels, &device);
+        let batch = (std::mem::take(&mut images), std::mem::take(&mut labels));
+        let (x, y) = batch_tensors(set, batch.0, batch.1, &device);
         let log_probs = net.forward(x, &mut Mode::Eval);
         let n = idx.len();
         let loss: f32 = nll_loss(log_probs.clone(), y.clone()).into_scalar();

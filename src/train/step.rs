@@ -61,7 +61,7 @@ fn forward_backward(
     batch
         .set
         .gather(batch.idx, batch.lut, &mut images, &mut labels);
-    let (x, y) = batch_tensors(batch.set, &images, &labels, device);
+    let (x, y) = batch_tensors(batch.set, images, labels, device);
     let x = x.cast(net.conv1.weight.val().dtype());
     let x = match batch.hook {
         Some(hook) => hook(x, first),
@@ -164,17 +164,15 @@ pub fn data_parallel_step_on(net: &Net, batch: Batch, dropout: Dropout, device: 
 }
 
 /// Uploads a gathered batch: images [n, 1, rows, cols] and labels [n].
+/// The buffers are moved into the tensors (no copy of the images).
 pub fn batch_tensors(
     set: &ImageSet,
-    images: &[f32],
-    labels: &[i64],
+    images: Vec<f32>,
+    labels: Vec<i64>,
     device: &Device,
 ) -> (Tensor<4>, Tensor<1, Int>) {
     let n = labels.len();
-    let x = Tensor::from_data(
-        TensorData::new(images.to_vec(), [n, 1, set.rows, set.cols]),
-        device,
-    );
-    let y = Tensor::from_data(TensorData::new(labels.to_vec(), [n]), device);
+    let x = Tensor::from_data(TensorData::new(images, [n, 1, set.rows, set.cols]), device);
+    let y = Tensor::from_data(TensorData::new(labels, [n]), device);
     (x, y)
 }
