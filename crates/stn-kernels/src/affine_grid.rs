@@ -71,13 +71,12 @@ pub fn forward<T: Real>(theta: &[T], n: usize, h: usize, w: usize, align: bool) 
         .par_chunks_exact_mut(h * w * 2)
         .zip(theta.par_chunks_exact(6))
         .for_each(|(out, t)| {
-            // theta0 x and theta3 x, interleaved as the grid: each row adds its own terms.
-            let ax: Vec<[T; 2]> = xs.iter().map(|&x| [t[0] * x, t[3] * x]).collect();
+            // theta0 x + (theta1 y + theta2): each row's own terms computed once.
             for (row, &y) in out.chunks_exact_mut(w * 2).zip(&ys) {
                 let b = [t[1] * y + t[2], t[4] * y + t[5]];
-                for (o, a) in row.chunks_exact_mut(2).zip(&ax) {
-                    o[0].write(a[0] + b[0]);
-                    o[1].write(a[1] + b[1]);
+                for (o, &x) in row.chunks_exact_mut(2).zip(&xs) {
+                    o[0].write(t[0] * x + b[0]);
+                    o[1].write(t[3] * x + b[1]);
                 }
             }
         });

@@ -211,7 +211,8 @@ pub fn backward_alloc<T: Real>(
         s,
         o,
     );
-    // SAFETY: the backward pass zeroes each item of both gradients before accumulating.
+    // SAFETY: the backward pass zeroes each item of the input gradient before accumulating
+    // into it and writes every value of the grid gradient.
     unsafe { (gin.map(|g| g.finish()), ggrid.map(|g| g.finish())) }
 }
 
@@ -240,8 +241,10 @@ fn backward_uninit<T: Real>(
         .zip(ggrid.par_iter_mut())
         .enumerate()
         .for_each(|(n, (gin, ggrid))| {
+            // The input gradient accumulates (zeroed first); every grid gradient value is
+            // written once (vector and scalar parts).
             let mut gin = gin.take().map(|g| zeroed(g, T::zero()));
-            let mut ggrid = ggrid.take().map(|g| zeroed(g, T::zero()));
+            let mut ggrid = ggrid.take();
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let grid = &grid[n * gl..(n + 1) * gl];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
@@ -249,7 +252,10 @@ fn backward_uninit<T: Real>(
             if vector_path::<T>(&o) {
                 let v = VecCoords::Grid(bytemuck::cast_slice(grid));
                 let mut g = match ggrid.as_deref_mut() {
-                    Some(gg) => VecGrads::Grid(bytemuck::cast_slice_mut(gg)),
+                    // SAFETY: T is f32 on the vector path (`vector_path`).
+                    Some(gg) => VecGrads::Grid(unsafe {
+                        &mut *(gg as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>])
+                    }),
                     None => VecGrads::None,
                 };
                 let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);

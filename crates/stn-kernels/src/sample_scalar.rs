@@ -66,14 +66,14 @@ impl<T> CoordGrads<T> for NoGrads {
 }
 
 /// Writes into a grid gradient plane.
-pub struct GridGrads<'a, T>(pub &'a mut [T]);
+pub struct GridGrads<'a, T>(pub &'a mut [MaybeUninit<T>]);
 
 impl<T: Real> CoordGrads<T> for GridGrads<'_, T> {
     const WANTED: bool = true;
     #[inline(always)]
     fn put(&mut self, p: usize, gx: T, gy: T) {
-        self.0[2 * p] = gx;
-        self.0[2 * p + 1] = gy;
+        self.0[2 * p].write(gx);
+        self.0[2 * p + 1].write(gy);
     }
 }
 

@@ -30,8 +30,8 @@ pub enum VecCoords<'a> {
 pub enum VecGrads<'a> {
     /// Not wanted.
     None,
-    /// A grid gradient plane, interleaved (x, y).
-    Grid(&'a mut [f32]),
+    /// A grid gradient plane, interleaved (x, y): each value written once.
+    Grid(&'a mut [MaybeUninit<f32>]),
     /// theta's gradient: per-lane partial sums, then [`backward_item`] returns their totals.
     Theta {
         /// Base x per output pixel.
@@ -397,7 +397,7 @@ pub fn backward_item<S: Simd>(
             let (gx, gy) = (S::mul(gmx, gix), S::mul(gmy, giy));
             match grads {
                 VecGrads::None => {}
-                VecGrads::Grid(out) => S::store_pairs(out.as_mut_ptr().add(2 * p), gx, gy),
+                VecGrads::Grid(out) => S::store_pairs(out.as_mut_ptr().add(2 * p).cast(), gx, gy),
                 VecGrads::Theta { bx, by } => {
                     let x = S::load(bx.as_ptr().add(p));
                     let y = S::load(by.as_ptr().add(p));
