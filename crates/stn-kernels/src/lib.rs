@@ -138,3 +138,20 @@ pub fn with_simd<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
         _ => f(),
     }
 }
+
+/// Runs `f` on a worker thread of rayon's global pool, the calling thread waiting, and returns
+/// its result.
+///
+/// Every parallel loop of the kernels then starts on a worker that the pool's other threads
+/// join, instead of being handed to the pool from outside while the caller sleeps: one thread
+/// fewer competing for the cores, and no hand-off and wake-up of the caller per loop. A
+/// command made of many short loops (a training step, `stn bench ops`) gains most: 10-30% on
+/// 2 vCPUs (BENCHMARKS.md). Size the pool before the first call (the first use of the pool
+/// creates it). Do not call it from code that then waits, off the pool, for other work on the
+/// pool (a server's request threads): that work would find one worker fewer, or none.
+pub fn run_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let mut out = None;
+    // A scope's body runs on a worker (injected into the pool when called from outside it).
+    rayon::scope(|_| out = Some(f()));
+    out.expect("the scope ran its body")
+}

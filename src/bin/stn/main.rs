@@ -26,16 +26,7 @@ use stn::train::{self, NewRun, Open, OpenError, Opened, Outcome};
 
 fn main() -> ExitCode {
     stn::alloc::retain_freed_memory();
-    let result = match Cli::parse().command {
-        Command::Train(a) => train(a),
-        Command::Eval(a) => eval(a),
-        Command::Visualize(a) => visualize(a),
-        Command::Bench(a) => bench(a),
-        Command::Data(a) => data(a),
-        Command::Experiment(a) => experiment(a),
-        Command::Predict(a) => predict(a),
-        Command::Serve(a) => serve(a),
-    };
+    let result = run(Cli::parse().command);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -49,12 +40,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a command. Every command but `serve` runs on a worker of the kernels' thread pool
+/// (sized first where the command says how), so that the kernels' parallel loops start there
+/// (`run_on_pool`); the server's request threads hand their batches to the pool from outside.
+fn run(command: Command) -> Result<ExitCode> {
+    let cpu = match &command {
+        Command::Train(a) => Some(&a.cpu),
+        Command::Bench(a) => Some(&a.cpu),
+        _ => None,
+    };
+    if let Some(cpu) = cpu {
+        cpu.apply()?;
+    }
+    if matches!(command, Command::Serve(_)) {
+        return run_here(command);
+    }
+    stn::ops::kernels::run_on_pool(move || run_here(command))
+}
+
+/// Runs a command on this thread.
+fn run_here(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Train(a) => train(a),
+        Command::Eval(a) => eval(a),
+        Command::Visualize(a) => visualize(a),
+        Command::Bench(a) => bench(a),
+        Command::Data(a) => data(a),
+        Command::Experiment(a) => experiment(a),
+        Command::Predict(a) => predict(a),
+        Command::Serve(a) => serve(a),
+    }
+}
+
 fn device(kind: DeviceKind) -> Result<burn::tensor::Device> {
     kind.device().map_err(usage)
 }
 
 fn train(a: TrainArgs) -> Result<ExitCode> {
-    a.cpu.apply()?;
     let device = device(a.device)?;
     if a.epochs == Some(0) {
         return Err(usage("--epochs must be at least 1"));
@@ -199,7 +221,6 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     if a.batches == 0 || a.batch_size == Some(0) {
         return Err(usage("--batches and --batch-size must be at least 1"));
     }
-    a.cpu.apply()?;
     let device = device(a.device)?;
     stn::ops::profile::enable(a.profile);
     let load = || {
