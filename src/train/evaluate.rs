@@ -9,13 +9,12 @@ use crate::model::{Mode, Net, nll_loss};
 pub fn evaluate(net: &Net, set: &ImageSet, batch_size: usize) -> (f64, usize) {
     let lut = normalization_lut(MEAN, STD);
     let device = net.conv1.weight.val().device();
-    let (mut images, mut labels) = (Vec::new(), Vec::new());
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
     let indices: Vec<usize> = (0..set.len()).collect();
     for idx in indices.chunks(batch_size.max(1)) {
+        let (mut images, mut labels) = (Vec::new(), Vec::new());
         set.gather(idx, &lut, &mut images, &mut labels);
-        let batch = (std::mem::take(&mut images), std::mem::take(&mut labels));
-        let (x, y) = batch_tensors(set, batch.0, batch.1, &device);
+        let (x, y) = batch_tensors(set, images, labels, &device);
         let log_probs = net.forward(x, &mut Mode::Eval);
         let n = idx.len();
         let loss: f32 = nll_loss(log_probs.clone(), y.clone()).into_scalar();

@@ -1,11 +1,10 @@
 //! Affine sampling grids: grid[n, i, j] = theta[n] · (x_j, y_i, 1), with PyTorch's base
 //! coordinates for either align_corners convention.
 
-use std::any::TypeId;
-
 use rayon::prelude::*;
 
-use super::Real;
+use super::{Real, is_f32};
+use crate::buffers::NewBuffer;
 use crate::dispatch;
 use crate::simd::{MAX_LANES, Simd, isa};
 
@@ -51,38 +50,30 @@ pub(crate) fn base_planes<T: Real>(h: usize, w: usize, align: bool) -> (Vec<T>, 
     (bx, by)
 }
 
-/// Whether `T` is f32, the type the vector code handles.
-fn is_f32<T: 'static>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<f32>()
-}
-
 /// theta [n, 2, 3] -> grid [n, h, w, 2].
 pub fn forward<T: Real>(theta: &[T], n: usize, h: usize, w: usize, align: bool) -> Vec<T> {
     assert_eq!(theta.len(), n * 6, "affine_grid: theta must be [n, 2, 3]");
     let xs = base_coordinates::<T>(w, align);
     let ys = base_coordinates::<T>(h, align);
-    let len = n * h * w * 2;
-    let mut grid = Vec::with_capacity(len);
-    if len == 0 {
-        return grid;
-    }
-    // Each item written once, in parallel, into the new buffer (no zero-fill pass first).
-    grid.spare_capacity_mut()[..len]
-        .par_chunks_exact_mut(h * w * 2)
-        .zip(theta.par_chunks_exact(6))
-        .for_each(|(out, t)| {
-            // theta0 x + (theta1 y + theta2): each row's own terms computed once.
-            for (row, &y) in out.chunks_exact_mut(w * 2).zip(&ys) {
-                let b = [t[1] * y + t[2], t[4] * y + t[5]];
-                for (o, &x) in row.chunks_exact_mut(2).zip(&xs) {
-                    o[0].write(t[0] * x + b[0]);
-                    o[1].write(t[3] * x + b[1]);
+    let mut grid = NewBuffer::new(n * h * w * 2);
+    if h * w > 0 {
+        // Each item written once, in parallel, into the new buffer (no zero-fill pass first).
+        grid.uninit()
+            .par_chunks_exact_mut(h * w * 2)
+            .zip(theta.par_chunks_exact(6))
+            .for_each(|(out, t)| {
+                // theta0 x + (theta1 y + theta2): each row's own terms computed once.
+                for (row, &y) in out.chunks_exact_mut(w * 2).zip(&ys) {
+                    let b = [t[1] * y + t[2], t[4] * y + t[5]];
+                    for (o, &x) in row.chunks_exact_mut(2).zip(&xs) {
+                        o[0].write(t[0] * x + b[0]);
+                        o[1].write(t[3] * x + b[1]);
+                    }
                 }
-            }
-        });
-    // SAFETY: every element of every item was written above.
-    unsafe { grid.set_len(len) };
-    grid
+            });
+    }
+    // SAFETY: every element of every item was written above (none when h * w == 0).
+    unsafe { grid.finish() }
 }
 
 /// grad_grid [n, h, w, 2] -> grad_theta [n, 2, 3].

@@ -12,6 +12,16 @@ pub(crate) fn uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
     unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
+/// `s` as f32 slots, for the vector kernels; panics unless `T` is f32.
+pub(crate) fn uninit_f32<T: 'static>(s: &mut [MaybeUninit<T>]) -> &mut [MaybeUninit<f32>] {
+    assert!(
+        crate::is_f32::<T>(),
+        "uninit_f32: the element type is not f32"
+    );
+    // SAFETY: T is f32 (checked above).
+    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>]) }
+}
+
 /// Fills `s` with `zero` and returns it initialized.
 pub(crate) fn zeroed<T: Copy>(s: &mut [MaybeUninit<T>], zero: T) -> &mut [T] {
     s.fill(MaybeUninit::new(zero));

@@ -7,10 +7,7 @@
 //! zeros or border padding runs a vector of pixels at a time (`sample_simd.rs`) on the path
 //! chosen at the call ([`crate::simd::isa`]).
 
-use std::any::TypeId;
 use std::mem::MaybeUninit;
-
-use crate::buffers::{NewBuffer, uninit, zeroed};
 
 use rayon::prelude::*;
 
@@ -22,7 +19,8 @@ use super::sample_scalar::{
 use super::sample_simd::{
     VecCoords, VecGrads, backward_item as vec_backward, forward_item as vec_forward,
 };
-use super::{Real, with_simd};
+use super::{Real, is_f32, with_simd};
+use crate::buffers::{NewBuffer, uninit, uninit_f32, zeroed};
 use crate::dispatch;
 use crate::simd::{Isa, isa};
 use crate::{Interpolation, Padding, SampleOptions};
@@ -68,10 +66,6 @@ macro_rules! monomorphize {
             (Padding::Reflection, true) => $f::<$($t),*, REFLECTION, true>($($arg),*),
         }
     };
-}
-
-fn is_f32<T: 'static>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<f32>()
 }
 
 /// Whether the vector sampler applies (f32 bilinear, zeros or border padding).
@@ -145,10 +139,7 @@ fn forward_batch<'a, T: Real, C: Coords<T>>(
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let mut start = 0;
             if vector_path::<T>(&o) {
-                let input = bytemuck::cast_slice(input);
-                // SAFETY: T is f32 on the vector path (`vector_path`).
-                let out =
-                    unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>]) };
+                let (input, out) = (bytemuck::cast_slice(input), uninit_f32(out));
                 let (lanes, border) = (lanes(n), o.padding == Padding::Border);
                 start = dispatch!(
                     isa,
@@ -252,10 +243,7 @@ fn backward_uninit<T: Real>(
             if vector_path::<T>(&o) {
                 let v = VecCoords::Grid(bytemuck::cast_slice(grid));
                 let mut g = match ggrid.as_deref_mut() {
-                    // SAFETY: T is f32 on the vector path (`vector_path`).
-                    Some(gg) => VecGrads::Grid(unsafe {
-                        &mut *(gg as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>])
-                    }),
+                    Some(gg) => VecGrads::Grid(uninit_f32(gg)),
                     None => VecGrads::None,
                 };
                 let gin32 = gin.as_deref_mut().map(bytemuck::cast_slice_mut);

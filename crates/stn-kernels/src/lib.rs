@@ -139,6 +139,11 @@ pub fn with_simd<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Whether `T` is f32, the one element type the vector kernels handle.
+pub fn is_f32<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
 /// Runs `f` on a worker thread of rayon's global pool, the calling thread waiting, and returns
 /// its result.
 ///

@@ -259,8 +259,9 @@ fn pool_geometry(x: &FlexTensor) -> (usize, usize, usize, usize, Vec<usize>) {
 
 /// The path of the blocked f32 pooling kernels for this block width, if one applies.
 fn fast_pool<T: 'static>(lanes: usize) -> Option<kernels::Isa> {
-    let f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
-    f32.then(|| isa_for_lanes(lanes)).flatten()
+    kernels::is_f32::<T>()
+        .then(|| isa_for_lanes(lanes))
+        .flatten()
 }
 
 /// The path that runs blocked tensors of width `lanes`: the current one ([`kernels::isa`])
