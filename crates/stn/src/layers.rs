@@ -2,6 +2,7 @@
 //! state_dict maps onto them one to one (burn's own `Linear` stores its weight transposed).
 
 use burn::module::{Module, Param};
+use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::ops::FeatureMaps;
@@ -13,6 +14,21 @@ fn uniform(rng: &mut Rng, len: usize, bound: f32) -> Vec<f32> {
     (0..len)
         .map(|_| (rng.uniform_f32() * 2.0 - 1.0) * bound)
         .collect()
+}
+
+/// The same distribution as [`uniform`], drawn by burn from the device's generator (seeded
+/// with `Device::seed`): what library users get from `init`.
+fn burn_uniform<const D: usize>(
+    shape: [usize; D],
+    bound: f32,
+    device: &Device,
+) -> Param<Tensor<D>> {
+    let bound = bound as f64;
+    Initializer::Uniform {
+        min: -bound,
+        max: bound,
+    }
+    .init(shape, device)
 }
 
 fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
@@ -41,6 +57,15 @@ impl ConvPoolRelu {
                 device,
             ),
             bias: param(uniform(rng, out_ch, bound), [out_ch], device),
+        }
+    }
+
+    /// The same block initialized from burn's generator (see [`Linear::init`]).
+    pub fn init(in_ch: usize, out_ch: usize, k: usize, device: &Device) -> Self {
+        let bound = 1.0 / ((in_ch * k * k) as f32).sqrt();
+        Self {
+            weight: burn_uniform([out_ch, in_ch, k, k], bound, device),
+            bias: burn_uniform([out_ch], bound, device),
         }
     }
 
@@ -76,6 +101,17 @@ impl Linear {
         Self {
             weight: param(uniform(rng, d_out * d_in, bound), [d_out, d_in], device),
             bias: param(uniform(rng, d_out, bound), [d_out], device),
+        }
+    }
+
+    /// A layer with PyTorch's distribution drawn from burn's generator (seeded with burn's
+    /// `Device::seed`), as burn's own modules are initialized; [`Linear::new`] draws from
+    /// stn's [`Rng`] instead, so that `stn train` repeats PyTorch's tutorial exactly.
+    pub fn init(d_in: usize, d_out: usize, device: &Device) -> Self {
+        let bound = 1.0 / (d_in as f32).sqrt();
+        Self {
+            weight: burn_uniform([d_out, d_in], bound, device),
+            bias: burn_uniform([d_out], bound, device),
         }
     }
 
