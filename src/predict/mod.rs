@@ -1,5 +1,5 @@
-//! Classifying people's own pictures of digits: decode ([`decode`]), prepare like MNIST
-//! ([`preprocess`]), and run a trained network ([`Predictor`]), keeping what the spatial
+//! Classifying people's own pictures of digits: decode ([`decode()`]), prepare like MNIST
+//! ([`preprocess()`]), and run a trained network ([`Predictor`]), keeping what the spatial
 //! transformer did (its parameters, its output image, its sampling grid) for showing.
 //!
 //! ```text

@@ -16,6 +16,8 @@
 //! GPU only where the device has it).
 //! [`FeatureMaps`] hides the memory layout the convolution kernels prefer from the networks.
 
+#![warn(missing_docs)]
+
 pub mod autodiff;
 pub mod composite;
 pub mod cpu;
@@ -65,7 +67,7 @@ pub trait StnBackend: Backend {
     ) -> FloatTensor<Self>;
 
     /// grid_sample backward: (grad_input, grad_grid). A gradient that is not asked for comes back
-    /// as an empty tensor of shape [0]; nearest mode's grid gradient is zero.
+    /// as an empty tensor of shape `[0]`; nearest mode's grid gradient is zero.
     #[fusion(meta = gpu::fusion_meta::grid_sample_backward)]
     fn stn_grid_sample_backward(
         input: FloatTensor<Self>,
@@ -107,7 +109,7 @@ pub trait StnBackend: Backend {
     }
 
     /// Backward of [`StnBackend::stn_affine_sample`]: (grad_input, grad_theta); a gradient not
-    /// asked for comes back as an empty tensor of shape [0].
+    /// asked for comes back as an empty tensor of shape `[0]`.
     #[fusion(meta = gpu::fusion_meta::affine_sample_backward)]
     fn stn_affine_sample_backward(
         input: FloatTensor<Self>,
@@ -143,7 +145,7 @@ pub trait StnBackend: Backend {
     }
 
     /// Valid, stride-1 convolution of x [N, C, H, W] (or blocked [NB, C, H, W, b]) with
-    /// weight [O, C, K, K] and bias [O]; the output has x's layout.
+    /// weight [O, C, K, K] and bias `[O]`; the output has x's layout.
     #[fusion(default)]
     fn stn_conv2d(
         x: FloatTensor<Self>,
@@ -154,7 +156,7 @@ pub trait StnBackend: Backend {
     }
 
     /// Backward of [`StnBackend::stn_conv2d`]: (grad_x, grad_weight, grad_bias); grad_x is an
-    /// empty tensor of shape [0] unless `want_x`.
+    /// empty tensor of shape `[0]` unless `want_x`.
     #[fusion(default)]
     fn stn_conv2d_backward(
         x: FloatTensor<Self>,
@@ -168,7 +170,7 @@ pub trait StnBackend: Backend {
 
     /// relu(max_pool2d(conv2d(x, weight, bias), 2)) in one op: (output, window codes). The
     /// codes tell the backward pass which window position won; backends that do not fuse
-    /// return an empty [0] tensor and the backward pass recomputes the convolution.
+    /// return an empty `[0]` tensor and the backward pass recomputes the convolution.
     #[fusion(default)]
     fn stn_conv_pool_relu(
         x: FloatTensor<Self>,
@@ -315,7 +317,7 @@ pub fn affine_sample(
 }
 
 /// Valid (unpadded), stride-1 2-D convolution with bias, as PyTorch's `F.conv2d(x, weight,
-/// bias)`: x [N, C, H, W], weight [O, C, K, K], bias [O] -> [N, O, H - K + 1, W - K + 1].
+/// bias)`: x [N, C, H, W], weight [O, C, K, K], bias `[O]` -> [N, O, H - K + 1, W - K + 1].
 ///
 /// ```
 /// use burn::tensor::{Device, Tensor};

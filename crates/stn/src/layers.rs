@@ -42,7 +42,7 @@ fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -
 pub struct ConvPoolRelu {
     /// Kernel, [out_channels, in_channels, k, k].
     pub weight: Param<Tensor<4>>,
-    /// Bias, [out_channels].
+    /// Bias, `[out_channels]`.
     pub bias: Param<Tensor<1>>,
 }
 
@@ -90,7 +90,7 @@ impl ConvPoolRelu {
 pub struct Linear {
     /// Weight, [out_features, in_features].
     pub weight: Param<Tensor<2>>,
-    /// Bias, [out_features].
+    /// Bias, `[out_features]`.
     pub bias: Param<Tensor<1>>,
 }
 

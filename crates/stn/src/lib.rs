@@ -16,6 +16,8 @@
 //! The `stn` command line (crate `stn-cli`) adds prediction, the web server, plots and the
 //! paper's experiments on top.
 
+#![warn(missing_docs)]
+
 pub mod atomic_file;
 pub mod checkpoint;
 pub mod data;
