@@ -111,7 +111,7 @@ impl Canvas {
             w.write_image_data(&self.pixels)
                 .map_err(std::io::Error::other)?;
         }
-        crate::atomic_file::write_atomic(path, &bytes)
+        stn::atomic_file::write_atomic(path, &bytes)
     }
 }
 
@@ -182,12 +182,12 @@ pub fn denormalize(values: &[f32], mean: f32, std: f32) -> Vec<f32> {
 /// The tutorial's picture: `count` test images ("Dataset Images") beside the same images after
 /// the network's transformer ("Transformed Images"), de-normalized with MNIST's mean and std.
 pub fn transformed_digits(
-    net: &crate::model::Net,
-    set: &crate::data::ImageSet,
+    net: &stn::model::Net,
+    set: &stn::data::ImageSet,
     count: usize,
 ) -> Canvas {
-    use crate::data::mnist::{MEAN, STD, normalization_lut};
     use burn::tensor::{Tensor, TensorData};
+    use stn::data::mnist::{MEAN, STD, normalization_lut};
     let count = count.min(set.len()).max(1);
     let lut = normalization_lut(MEAN, STD);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
@@ -222,7 +222,7 @@ pub fn transformed_digits(
 }
 
 /// A titled sheet of the first `count` images of `set` (raw pixels, no model).
-pub fn sample_sheet(set: &crate::data::ImageSet, count: usize, title: &str) -> Canvas {
+pub fn sample_sheet(set: &stn::data::ImageSet, count: usize, title: &str) -> Canvas {
     let count = count.min(set.len()).max(1);
     let per_row = (count as f64).sqrt().ceil() as usize;
     let pixels: Vec<f32> = set.images[..count * set.pixels()]

@@ -10,8 +10,8 @@ use burn::tensor::Device;
 use common::{stn, succeed};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage};
-use stn::predict::{Digit, Predictor, digit_from_bytes};
 use stn::rng::Rng;
+use stn_cli::predict::{Digit, Predictor, digit_from_bytes};
 use ui_common::*;
 
 /// Test digits used: every 50th of the 10000, 200 in all.
@@ -269,7 +269,7 @@ fn run_folders_and_checkpoints_work_too() {
     }
     // A resumed run continues the picture of the epochs: the inputs, then epochs 1 and 2.
     succeed(stn().args(["train", "--epochs", "2", "--resume"]).arg(&run));
-    let rows = stn::plots::EpochRows::load(&run.join("stn-epochs.rows")).expect("rows saved");
+    let rows = stn_cli::plots::EpochRows::load(&run.join("stn-epochs.rows")).expect("rows saved");
     let labels: Vec<&str> = rows.rows.iter().map(|r| r.label.as_str()).collect();
     assert_eq!(labels, ["input", "epoch 1", "epoch 2"]);
     let curves = image::open(run.join("curves.png")).expect("curves.png is a PNG");

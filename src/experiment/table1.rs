@@ -15,14 +15,15 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::atomic_file::write_atomic;
-use crate::data::{Dataset, Distortion, Source};
-use crate::model::ModelConfig;
-use crate::optim::SgdConfig;
+use crate::pictures::WithPictures;
 use crate::plots::{ErrorBar, table_figure};
-use crate::run::{DataSpec, TrainConfig};
-use crate::train::{self, NewRun, Observer, Open, OpenError, Outcome, TrainError, Trainer};
-use crate::transformer::TransformKind;
+use stn::atomic_file::write_atomic;
+use stn::data::{Dataset, Distortion, Source};
+use stn::model::ModelConfig;
+use stn::optim::SgdConfig;
+use stn::run::{DataSpec, TrainConfig};
+use stn::train::{self, NewRun, Observer, Open, OpenError, Outcome, TrainError, Trainer};
+use stn::transformer::TransformKind;
 
 /// How much training each model gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -158,7 +159,7 @@ pub struct Cell {
 pub enum ExperimentError {
     /// Data could not be loaded.
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(#[from] stn::data::DataError),
     /// A run failed.
     #[error("{run}: {source}")]
     Train {
@@ -328,7 +329,8 @@ fn train_one(
             recipe.epochs,
             dir.display()
         ));
-        match trainer.run(data, observer, stop).map_err(fail)? {
+        let mut observer = WithPictures::new(dir, &data.test, done, observer);
+        match trainer.run(data, &mut observer, stop).map_err(fail)? {
             Outcome::Completed => {}
             Outcome::Interrupted { .. } => return Err(ExperimentError::Interrupted),
         }

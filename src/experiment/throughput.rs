@@ -15,12 +15,12 @@ use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Serialize;
 
-use crate::data::Dataset;
-use crate::model::ModelConfig;
-use crate::ops::{self, SampleOptions};
-use crate::rng::Rng;
-use crate::run::{DataSpec, TrainConfig};
-use crate::train::{Silent, TrainError, Trainer, evaluate};
+use stn::data::Dataset;
+use stn::model::ModelConfig;
+use stn::ops::{self, SampleOptions};
+use stn::rng::Rng;
+use stn::run::{DataSpec, TrainConfig};
+use stn::train::{Silent, TrainError, Trainer, evaluate};
 
 /// One benchmark's result.
 #[derive(Clone, Debug, Serialize)]
@@ -133,7 +133,7 @@ fn result(
         images,
         peak_rss_bytes: peak_rss_bytes(),
         threads: rayon::current_num_threads(),
-        kernel_path: crate::ops::kernels::isa().name(),
+        kernel_path: stn::ops::kernels::isa().name(),
     }
 }
 
@@ -157,7 +157,7 @@ pub fn train(
         batch_size,
         ..TrainConfig::default()
     };
-    let spec = DataSpec::new(crate::data::Source::Folder(Path::new(".").to_path_buf()));
+    let spec = DataSpec::new(stn::data::Source::Folder(Path::new(".").to_path_buf()));
     let mut trainer = Trainer::new(
         &ModelConfig::tutorial(),
         config,
@@ -192,7 +192,7 @@ pub fn train(
 /// Evaluates the tutorial network on the whole test set (after one warm-up pass over
 /// `warmup` images) with [`evaluate`], the path `stn eval` uses.
 pub fn eval(data: &Dataset, batch_size: usize, device: &Device) -> BenchResult {
-    let net = crate::model::Net::new(&ModelConfig::tutorial(), 1, device).valid();
+    let net = stn::model::Net::new(&ModelConfig::tutorial(), 1, device).valid();
     let mut warm = data.test.clone();
     warm.truncate(batch_size.min(data.test.len()));
     let warm_start = Instant::now();

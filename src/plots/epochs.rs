@@ -171,7 +171,7 @@ impl EpochRows {
 
     /// Writes `path` atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        crate::atomic_file::write_atomic(path, &self.to_bytes())
+        stn::atomic_file::write_atomic(path, &self.to_bytes())
     }
 }
 

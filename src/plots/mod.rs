@@ -1,7 +1,7 @@
 //! Plots of runs and experiments, drawn with plotters into an RGB buffer and written as PNG
 //! (by [`crate::report::Canvas`]):
 //!
-//! - [`curves`]: train / test loss and test accuracy per epoch (`curves.png` of a run);
+//! - [`curves()`]: train / test loss and test accuracy per epoch (`curves.png` of a run);
 //! - [`epochs_figure`]: the same test digits after the transformer at the end of every epoch
 //!   (`stn-epochs.png` of a run);
 //! - [`table_figure`]: the paper's Table 1 errors beside ours (`table1.png`).

@@ -1,5 +1,5 @@
-//! Classifying people's own pictures of digits: decode ([`decode`]), prepare like MNIST
-//! ([`preprocess`]), and run a trained network ([`Predictor`]), keeping what the spatial
+//! Classifying people's own pictures of digits: decode ([`decode()`]), prepare like MNIST
+//! ([`preprocess()`]), and run a trained network ([`Predictor`]), keeping what the spatial
 //! transformer did (its parameters, its output image, its sampling grid) for showing.
 //!
 //! ```text
@@ -22,10 +22,10 @@ pub use decode::{DecodeError, decode};
 pub use files::{FileResult, classify_files};
 pub use preprocess::{Digit, PreprocessError, preprocess};
 
-use crate::data::mnist::{MEAN, STD};
-use crate::load::LoadError;
-use crate::model::{Mode, Net};
-use crate::transformer::TransformKind;
+use stn::data::mnist::{MEAN, STD};
+use stn::load::LoadError;
+use stn::model::{Mode, Net};
+use stn::transformer::TransformKind;
 
 /// Why a picture could not be classified.
 #[derive(Debug, thiserror::Error)]
@@ -158,9 +158,9 @@ impl Predictor {
     }
 
     /// Loads an stn checkpoint, a run folder, or the tutorial's PyTorch `.pt` (see
-    /// [`crate::load::load`]).
+    /// [`stn::load::load`]).
     pub fn load(path: &Path, device: &Device) -> Result<Self, PredictorError> {
-        let (net, _) = crate::load::load(path, device)?;
+        let (net, _) = stn::load::load(path, device)?;
         Self::new(net)
     }
 
@@ -290,7 +290,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ModelConfig;
+    use stn::model::ModelConfig;
 
     fn assert_sync<T: Send + Sync>() {}
 

@@ -12,7 +12,7 @@
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageBuffer, Luma, RgbaImage};
 
-use crate::data::mnist::{MEAN, STD};
+use stn::data::mnist::{MEAN, STD};
 
 /// Side of the MNIST field.
 pub const SIDE: usize = 28;

@@ -9,10 +9,10 @@ use crate::console::usage;
 
 use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
-use stn::experiment::table1::Budget;
 use stn::optim::SgdConfig;
 use stn::run::{DataSpec, TrainConfig};
 use stn::transformer::TransformKind;
+use stn_cli::experiment::table1::Budget;
 
 #[derive(Parser)]
 #[command(name = "stn", version, about = "Spatial transformer networks on burn", long_about = None)]
@@ -81,14 +81,14 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// The server's options, or what is wrong with the flags.
-    pub fn options(&self) -> Result<stn::serve::ServeOptions, String> {
+    pub fn options(&self) -> Result<stn_cli::serve::ServeOptions, String> {
         if !(self.max_body_mb.is_finite() && self.max_body_mb > 0.0 && self.max_body_mb <= 1024.0) {
             return Err(format!(
                 "--max-body-mb must be in (0, 1024], got {}",
                 self.max_body_mb
             ));
         }
-        Ok(stn::serve::ServeOptions {
+        Ok(stn_cli::serve::ServeOptions {
             host: self.host.clone(),
             port: self.port,
             max_body: (self.max_body_mb * 1024.0 * 1024.0) as usize,

@@ -15,17 +15,18 @@ use flags::{
 };
 use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
-use stn::experiment::{table1, throughput};
 use stn::model::ModelConfig;
-use stn::predict::{Predictor, classify_files};
 use stn::run::{
     CHECKPOINT_FILE, CURVES_FILE, DataSpec, EPOCHS_FILE, METRICS_FILE, PICTURE_FILE,
     default_run_dir,
 };
 use stn::train::{self, NewRun, Open, OpenError, Opened, Outcome};
+use stn_cli::experiment::{table1, throughput};
+use stn_cli::pictures::WithPictures;
+use stn_cli::predict::{Predictor, classify_files};
 
 fn main() -> ExitCode {
-    stn::alloc::retain_freed_memory();
+    stn_cli::alloc::retain_freed_memory();
     let result = run(Cli::parse().command);
     match result {
         Ok(code) => code,
@@ -149,7 +150,8 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     }
     let stop = interrupt_flag();
     let mut console = Console::new(progress.config.log_interval);
-    if let Outcome::Interrupted { epochs_done } = trainer.run(&data, &mut console, &stop)? {
+    let mut observer = WithPictures::new(&out, &data.test, progress.epochs_done, &mut console);
+    if let Outcome::Interrupted { epochs_done } = trainer.run(&data, &mut observer, &stop)? {
         eprintln!(
             "stopped: the checkpoint after epoch {epochs_done} is kept in {}; continue with `stn train --resume {}`",
             out.display(),
@@ -210,7 +212,7 @@ fn visualize(a: VisualizeArgs) -> Result<ExitCode> {
         return Err(usage("--count must be at least 1"));
     }
     let (net, data) = model_and_data(&a.model, &a.data, a.device)?;
-    stn::report::transformed_digits(&net, &data.test, a.count)
+    stn_cli::report::transformed_digits(&net, &data.test, a.count)
         .save_png(&a.out)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     println!("wrote {}", a.out.display());
@@ -288,7 +290,7 @@ fn data(a: DataCmdArgs) -> Result<ExitCode> {
         a.dataset.describe(),
         a.seed
     );
-    stn::report::sample_sheet(&data.train, 64, &title)
+    stn_cli::report::sample_sheet(&data.train, 64, &title)
         .save_png(&sheet)
         .with_context(|| format!("cannot write {}", sheet.display()))?;
     println!(
@@ -348,7 +350,7 @@ fn predict(a: PredictArgs) -> Result<ExitCode> {
     let predictor = Predictor::load(&a.model, &device(a.device)?)?;
     // Unreadable pictures are reported by name and skipped; the others are still classified.
     let failures = classify_files(&predictor, &a.images, a.out.as_deref(), |r| match &r {
-        stn::predict::FileResult::Failed { .. } => eprintln!("error: {}", r.text()),
+        stn_cli::predict::FileResult::Failed { .. } => eprintln!("error: {}", r.text()),
         _ if a.json => println!("{}", r.json()),
         _ => println!("{}", r.text()),
     })?;
@@ -359,7 +361,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
     let opts = a.options().map_err(usage)?;
     let predictor = Predictor::load(&a.model, &device(a.device)?)?;
     let name = predictor.name();
-    stn::serve::serve(predictor, &opts, |addr| {
+    stn_cli::serve::serve(predictor, &opts, |addr| {
         // Tests and scripts read the address from this line (with --port 0, the port chosen).
         println!("serving {name} ({}) on http://{addr}", opts.model_label);
         let _ = std::io::Write::flush(&mut std::io::stdout());

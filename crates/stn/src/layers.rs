@@ -2,6 +2,7 @@
 //! state_dict maps onto them one to one (burn's own `Linear` stores its weight transposed).
 
 use burn::module::{Module, Param};
+use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::ops::FeatureMaps;
@@ -15,6 +16,21 @@ fn uniform(rng: &mut Rng, len: usize, bound: f32) -> Vec<f32> {
         .collect()
 }
 
+/// The same distribution as [`uniform`], drawn by burn from the device's generator (seeded
+/// with `Device::seed`): what library users get from `init`.
+fn burn_uniform<const D: usize>(
+    shape: [usize; D],
+    bound: f32,
+    device: &Device,
+) -> Param<Tensor<D>> {
+    let bound = bound as f64;
+    Initializer::Uniform {
+        min: -bound,
+        max: bound,
+    }
+    .init(shape, device)
+}
+
 fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
     Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
 }
@@ -26,7 +42,7 @@ fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -
 pub struct ConvPoolRelu {
     /// Kernel, [out_channels, in_channels, k, k].
     pub weight: Param<Tensor<4>>,
-    /// Bias, [out_channels].
+    /// Bias, `[out_channels]`.
     pub bias: Param<Tensor<1>>,
 }
 
@@ -41,6 +57,15 @@ impl ConvPoolRelu {
                 device,
             ),
             bias: param(uniform(rng, out_ch, bound), [out_ch], device),
+        }
+    }
+
+    /// The same block initialized from burn's generator (see [`Linear::init`]).
+    pub fn init(in_ch: usize, out_ch: usize, k: usize, device: &Device) -> Self {
+        let bound = 1.0 / ((in_ch * k * k) as f32).sqrt();
+        Self {
+            weight: burn_uniform([out_ch, in_ch, k, k], bound, device),
+            bias: burn_uniform([out_ch], bound, device),
         }
     }
 
@@ -65,7 +90,7 @@ impl ConvPoolRelu {
 pub struct Linear {
     /// Weight, [out_features, in_features].
     pub weight: Param<Tensor<2>>,
-    /// Bias, [out_features].
+    /// Bias, `[out_features]`.
     pub bias: Param<Tensor<1>>,
 }
 
@@ -76,6 +101,17 @@ impl Linear {
         Self {
             weight: param(uniform(rng, d_out * d_in, bound), [d_out, d_in], device),
             bias: param(uniform(rng, d_out, bound), [d_out], device),
+        }
+    }
+
+    /// A layer with PyTorch's distribution drawn from burn's generator (seeded with burn's
+    /// `Device::seed`), as burn's own modules are initialized; [`Linear::new`] draws from
+    /// stn's [`Rng`] instead, so that `stn train` repeats PyTorch's tutorial exactly.
+    pub fn init(d_in: usize, d_out: usize, device: &Device) -> Self {
+        let bound = 1.0 / (d_in as f32).sqrt();
+        Self {
+            weight: burn_uniform([d_out, d_in], bound, device),
+            bias: burn_uniform([d_out], bound, device),
         }
     }
 

@@ -1,11 +1,11 @@
 //! Output shapes of the sampling primitives for burn's fusion, which registers them as custom
-//! operations before they run (see [`crate::ops::StnBackend`]). Each mirrors what the
+//! operations before they run (see [`crate::StnBackend`]). Each mirrors what the
 //! backends return.
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::tensor::Shape;
 
-use crate::ops::SampleOptions;
+use crate::SampleOptions;
 
 fn spec(like: &TensorSpec, dims: Vec<usize>) -> TensorSpec {
     TensorSpec::new(Shape::from(dims), like.dtype)
@@ -16,13 +16,13 @@ fn maybe(wanted: bool, like: &TensorSpec, dims: Vec<usize>) -> TensorSpec {
     spec(like, if wanted { dims } else { vec![0] })
 }
 
-/// [`crate::ops::StnBackend::stn_grid_sample`]: [N, C, Ho, Wo].
+/// [`crate::StnBackend::stn_grid_sample`]: [N, C, Ho, Wo].
 pub fn grid_sample(input: &TensorSpec, grid: &TensorSpec, _: &SampleOptions) -> TensorSpec {
     let (i, g) = (&input.shape, &grid.shape);
     spec(input, vec![i[0], i[1], g[1], g[2]])
 }
 
-/// [`crate::ops::StnBackend::stn_grid_sample_backward`]: the input's and the grid's shapes.
+/// [`crate::StnBackend::stn_grid_sample_backward`]: the input's and the grid's shapes.
 pub fn grid_sample_backward(
     input: &TensorSpec,
     grid: &TensorSpec,
@@ -37,7 +37,7 @@ pub fn grid_sample_backward(
     )
 }
 
-/// [`crate::ops::StnBackend::stn_affine_grid`]: [N, height, width, 2].
+/// [`crate::StnBackend::stn_affine_grid`]: [N, height, width, 2].
 pub fn affine_grid(
     theta: &TensorSpec,
     height: &usize,
@@ -47,12 +47,12 @@ pub fn affine_grid(
     spec(theta, vec![theta.shape[0], *height, *width, 2])
 }
 
-/// [`crate::ops::StnBackend::stn_affine_grid_backward`]: [N, 2, 3].
+/// [`crate::StnBackend::stn_affine_grid_backward`]: [N, 2, 3].
 pub fn affine_grid_backward(grad_grid: &TensorSpec, _align_corners: &bool) -> TensorSpec {
     spec(grad_grid, vec![grad_grid.shape[0], 2, 3])
 }
 
-/// [`crate::ops::StnBackend::stn_affine_sample`]: [N, C, height, width].
+/// [`crate::StnBackend::stn_affine_sample`]: [N, C, height, width].
 pub fn affine_sample(
     input: &TensorSpec,
     _theta: &TensorSpec,
@@ -64,7 +64,7 @@ pub fn affine_sample(
     spec(input, vec![i[0], i[1], *height, *width])
 }
 
-/// [`crate::ops::StnBackend::stn_affine_sample_backward`]: the input's and theta's shapes.
+/// [`crate::StnBackend::stn_affine_sample_backward`]: the input's and theta's shapes.
 pub fn affine_sample_backward(
     input: &TensorSpec,
     theta: &TensorSpec,

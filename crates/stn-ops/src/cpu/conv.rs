@@ -7,10 +7,10 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::tensor::DType;
 
 use super::{contiguous, dims, empty, tensor};
-use crate::ops::StnBackend;
-use crate::ops::composite;
-use crate::ops::kernels;
-use crate::ops::profile::{label, time};
+use crate::StnBackend;
+use crate::composite;
+use crate::kernels;
+use crate::profile::{label, time};
 
 pub(super) fn to_blocked(x: FlexTensor, block: usize) -> FlexTensor {
     let x = contiguous(x);

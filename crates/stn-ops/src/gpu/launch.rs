@@ -17,8 +17,8 @@ use super::coords::{BICUBIC, BILINEAR, BORDER, NEAREST, REFLECTION, ZEROS};
 use super::count_launch;
 use super::sample;
 use super::sample_backward::{self, THETA_UNITS};
-use crate::ops::kernels::affine_grid::base_coordinates;
-use crate::ops::{Interpolation, Padding, SampleOptions};
+use crate::kernels::affine_grid::base_coordinates;
+use crate::{Interpolation, Padding, SampleOptions};
 
 /// Output points per chunk of the input-gradient scatter (before the caps below): small
 /// enough for parallelism, large enough that zeroing and summing the partial planes stays

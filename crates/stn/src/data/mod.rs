@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The vendored MNIST: `./data/mnist` when run from the repository, else the source tree's
-/// copy.
+/// The vendored MNIST: `./data/mnist` when run from the repository root, else the source
+/// tree's copy (the repository's `data/mnist`, two folders above this crate).
 pub fn vendored_mnist_dir() -> PathBuf {
     let local = PathBuf::from("data/mnist");
     if local.is_dir() {
         local
     } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
     }
 }
 

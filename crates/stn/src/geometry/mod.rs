@@ -3,6 +3,6 @@
 //! splines, and warps of u8 images.
 
 pub mod homography;
-pub mod linear;
-pub mod tps;
 pub mod warp;
+
+pub use crate::ops::geometry::{linear, tps};

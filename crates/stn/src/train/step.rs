@@ -163,7 +163,7 @@ pub fn data_parallel_step_on(net: &Net, batch: Batch, dropout: Dropout, device: 
     }
 }
 
-/// Uploads a gathered batch: images [n, 1, rows, cols] and labels [n].
+/// Uploads a gathered batch: images `[n, 1, rows, cols]` and labels `[n]`.
 /// The buffers are moved into the tensors (no copy of the images).
 pub fn batch_tensors(
     set: &ImageSet,

@@ -3,17 +3,19 @@
 //! `stn-epochs.png` (the first test digits after the transformer of every epoch so far).
 //!
 //! Pictures are a by-product: a picture that cannot be written is reported to the observer
-//! ([`super::Observer::warning`]) and training goes on.
+//! ([`Observer::warning`]) and training goes on. [`WithPictures`] draws them from a training
+//! run's [`Observer::epoch_network`].
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::data::ImageSet;
-use crate::data::mnist::{MEAN, STD, normalization_lut};
-use crate::model::Net;
 use crate::plots::{CurvePoint, EpochRow, EpochRows, curves, epochs_figure};
-use crate::run::{CURVES_FILE, EPOCH_ROWS_FILE, EPOCHS_FILE, EpochMetrics, PICTURE_FILE};
+use stn::data::ImageSet;
+use stn::data::mnist::{MEAN, STD, normalization_lut};
+use stn::model::Net;
+use stn::run::{CURVES_FILE, EPOCH_ROWS_FILE, EPOCHS_FILE, EpochMetrics, PICTURE_FILE};
+use stn::train::Observer;
 
 /// How many test digits [`EPOCHS_FILE`] follows.
 pub const EPOCH_DIGITS: usize = 12;
@@ -21,7 +23,7 @@ pub const EPOCH_DIGITS: usize = 12;
 const PICTURE_DIGITS: usize = 64;
 
 /// The pictures of one run folder.
-pub(super) struct RunPictures {
+pub struct RunPictures {
     out: PathBuf,
     /// Normalized inputs [count, 1, rows, cols] of the followed test digits.
     digits: Vec<f32>,
@@ -34,7 +36,7 @@ impl RunPictures {
     /// Pictures of a run writing into `out`, following the first images of `test`;
     /// `epochs_done` epochs are already behind it (a resumed run continues its picture from
     /// the rows saved beside it).
-    pub(super) fn new(out: &Path, test: &ImageSet, epochs_done: usize) -> Self {
+    pub fn new(out: &Path, test: &ImageSet, epochs_done: usize) -> Self {
         let count = EPOCH_DIGITS.min(test.len());
         let lut = normalization_lut(MEAN, STD);
         let idx: Vec<usize> = (0..count).collect();
@@ -68,7 +70,7 @@ impl RunPictures {
     }
 
     /// Rewrites the pictures for `net` (eval mode) after the epochs of `history`.
-    pub(super) fn write(
+    pub fn write(
         &mut self,
         net: &Net,
         test: &ImageSet,
@@ -137,5 +139,48 @@ impl RunPictures {
         .map_err(|e| e.to_string())
         .and_then(|c| c.save_png(&path).map_err(|e| e.to_string()))
         .map_err(fail(&path))
+    }
+}
+
+/// An observer that passes everything on to `inner` and redraws the run folder's pictures after
+/// every checkpointed epoch.
+pub struct WithPictures<'a> {
+    inner: &'a mut dyn Observer,
+    pictures: RunPictures,
+}
+
+impl<'a> WithPictures<'a> {
+    /// Pictures of a run writing into `out` (see [`RunPictures::new`]), shown to `inner`.
+    pub fn new(
+        out: &Path,
+        test: &ImageSet,
+        epochs_done: usize,
+        inner: &'a mut dyn Observer,
+    ) -> Self {
+        Self {
+            inner,
+            pictures: RunPictures::new(out, test, epochs_done),
+        }
+    }
+}
+
+impl Observer for WithPictures<'_> {
+    fn epoch_start(&mut self, epoch: usize, batches: usize) {
+        self.inner.epoch_start(epoch, batches);
+    }
+    fn batch(&mut self, epoch: usize, batch: usize, images_done: usize, images: usize, loss: f32) {
+        self.inner.batch(epoch, batch, images_done, images, loss);
+    }
+    fn epoch_end(&mut self, metrics: &EpochMetrics, test_images: usize) {
+        self.inner.epoch_end(metrics, test_images);
+    }
+    fn epoch_network(&mut self, net: &Net, test: &ImageSet, history: &[EpochMetrics]) {
+        self.inner.epoch_network(net, test, history);
+        if let Err(e) = self.pictures.write(net, test, history) {
+            self.inner.warning(&e);
+        }
+    }
+    fn warning(&mut self, message: &str) {
+        self.inner.warning(message);
     }
 }

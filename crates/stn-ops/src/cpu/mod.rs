@@ -1,6 +1,6 @@
 //! The CPU implementation (burn's Flex backend): the `stn-kernels` kernels run in place on
 //! Flex's buffers, no copies beyond making inputs contiguous. This file: grid sampling and
-//! affine grids; [`conv`]: convolution, pooling and the batch-blocked layout.
+//! affine grids; `conv`: convolution, pooling and the batch-blocked layout.
 
 use burn::backend::TensorMetadata;
 use burn::backend::flex::{Flex, FlexTensor};

@@ -1,5 +1,5 @@
-//! A training run in progress: the epoch loop, checkpoints and pictures, and how a run reports
-//! and fails.
+//! A training run in progress: the epoch loop and checkpoints, and how a run reports and
+//! fails.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,6 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::evaluate::evaluate;
-use super::pictures::RunPictures;
 use super::step::{Dropout, data_parallel_step};
 use crate::atomic_file::write_atomic;
 use crate::checkpoint::{Checkpoint, CheckpointError};
@@ -103,6 +102,10 @@ pub trait Observer {
     }
     /// An epoch ended and was checkpointed.
     fn epoch_end(&mut self, _metrics: &EpochMetrics, _test_images: usize) {}
+    /// After [`Observer::epoch_end`]: the network as it is now (eval mode), the test set and
+    /// every epoch's metrics so far, for pictures of the run (the CLI draws them here). Called
+    /// after the checkpoint is written, so nothing it does can lose a completed epoch.
+    fn epoch_network(&mut self, _net: &Net, _test: &ImageSet, _history: &[EpochMetrics]) {}
     /// Something went wrong that does not stop training (a picture of the run could not be
     /// written).
     fn warning(&mut self, _message: &str) {}
@@ -225,7 +228,6 @@ impl Trainer {
                 .check_input([set.rows, set.cols])
                 .map_err(|source| TrainError::DataSize { which, source })?;
         }
-        let mut pictures = RunPictures::new(&self.out, &data.test, self.progress.epochs_done);
         while self.progress.epochs_done < self.progress.config.epochs {
             let epoch = self.progress.epochs_done + 1;
             // Work on copies of the generators: an interrupted epoch leaves the checkpointed
@@ -264,10 +266,7 @@ impl Trainer {
             self.progress.metrics.push(metrics.clone());
             self.save()?;
             observer.epoch_end(&metrics, data.test.len());
-            let net = self.net.valid();
-            if let Err(e) = pictures.write(&net, &data.test, &self.progress.metrics) {
-                observer.warning(&e);
-            }
+            observer.epoch_network(&self.net.valid(), &data.test, &self.progress.metrics);
         }
         Ok(Outcome::Completed)
     }

@@ -75,7 +75,7 @@ pub fn conv2d<B: Backend>(
     in_nchw::<B>(x, |x| B::conv2d(x, weight, Some(bias), options()))
 }
 
-/// Gradients of [`conv2d`]: (x, weight, bias); x's is an empty [0] tensor unless wanted.
+/// Gradients of [`conv2d`]: (x, weight, bias); x's is an empty `[0]` tensor unless wanted.
 pub fn conv2d_backward<B: Backend>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,

@@ -9,14 +9,10 @@
 //! Every generator's identity parameters give the identity sampling grid, for either
 //! align_corners convention, because all of them use the same base coordinates as `affine_grid`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::geometry::tps;
-use crate::ops::{self, kernels::affine_grid::base_coordinates};
+use crate::ops;
 
 /// Which family of transformations the spatial transformer learns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,8 +85,8 @@ pub fn generate(
             let theta = affine_theta(kind, params).expect("affine family");
             ops::affine_grid(theta, h, w, align_corners)
         }
-        TransformKind::Projective => projective_grid(params, size, align_corners),
-        TransformKind::Tps { grid } => tps_grid(params, grid, size, align_corners),
+        TransformKind::Projective => ops::projective_grid(params, h, w, align_corners),
+        TransformKind::Tps { grid } => ops::tps_grid(params, grid, h, w, align_corners),
     }
 }
 
@@ -126,76 +122,7 @@ fn constant<const D: usize, const L: usize>(
     )
 }
 
-/// Base coordinates (x_j, y_i, 1) of every output pixel, row-major: [h * w, 3].
-fn base_points(size: [usize; 2], align_corners: bool) -> Vec<[f64; 3]> {
-    let xs = base_coordinates::<f64>(size[1], align_corners);
-    let ys = base_coordinates::<f64>(size[0], align_corners);
-    ys.iter()
-        .flat_map(|&y| xs.iter().map(move |&x| [x, y, 1.0]))
-        .collect()
-}
-
-fn projective_grid(params: Tensor<2>, size: [usize; 2], align_corners: bool) -> Tensor<4> {
-    let [n, _] = params.dims();
-    let device = params.device();
-    let hw = size[0] * size[1];
-    let base: Vec<f64> = base_points(size, align_corners)
-        .into_iter()
-        .flatten()
-        .collect();
-    let base = constant(base, [1, hw, 3], &params);
-    let ones = Tensor::<2>::ones([n, 1], (&device, params.dtype()));
-    let h = Tensor::cat(vec![params, ones], 1).reshape([n, 3, 3]);
-    // [1, hw, 3] x [n, 3, 3]^T -> [n, hw, 3] homogeneous source points.
-    let out = base.matmul(h.swap_dims(1, 2));
-    let uv = out.clone().slice([0..n, 0..hw, 0..2]);
-    let w = out.slice([0..n, 0..hw, 2..3]);
-    (uv / w).reshape([n, size[0], size[1], 2])
-}
-
 /// The g x g control points, row-major, spanning [-1, 1] on both axes.
 pub fn control_points(g: usize) -> Vec<(f64, f64)> {
-    let c = base_coordinates::<f64>(g, true);
-    c.iter()
-        .flat_map(|&y| c.iter().map(move |&x| (x, y)))
-        .collect()
-}
-
-/// The matrix M [h * w, K] with grid = M · P for control point targets P [K, 2]: the TPS
-/// interpolant through (control point -> target) evaluated at every output pixel. It depends
-/// only on the sizes, so it is computed once (in f64) and cached.
-pub fn tps_matrix(g: usize, size: [usize; 2], align_corners: bool) -> Arc<Vec<f64>> {
-    type Key = (usize, [usize; 2], bool);
-    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Vec<f64>>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = (g, size, align_corners);
-    if let Some(m) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return m.clone();
-    }
-    let points: Vec<[f64; 2]> = control_points(g).into_iter().map(|(x, y)| [x, y]).collect();
-    let queries: Vec<[f64; 2]> = base_points(size, align_corners)
-        .into_iter()
-        .map(|[x, y, _]| [x, y])
-        .collect();
-    // A lattice of at least 2x2 points (ModelConfig::validate) is never degenerate.
-    let m = tps::interpolation_matrix(&points, &queries)
-        .expect("a lattice of control points determines a thin-plate spline");
-    let m = Arc::new(m);
-    cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, m.clone());
-    m
-}
-
-fn tps_grid(params: Tensor<2>, g: usize, size: [usize; 2], align_corners: bool) -> Tensor<4> {
-    let [n, _] = params.dims();
-    let k = g * g;
-    let hw = size[0] * size[1];
-    let m = tps_matrix(g, size, align_corners);
-    let m = constant(m.as_ref().clone(), [1, hw, k], &params);
-    // [1, hw, K] x [n, K, 2] -> [n, hw, 2]
-    m.expand([n, hw, k])
-        .matmul(params.reshape([n, k, 2]))
-        .reshape([n, size[0], size[1], 2])
+    ops::tps_control_points(g)
 }

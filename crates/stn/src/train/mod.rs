@@ -6,13 +6,11 @@
 //! the same weights bit for bit, and nothing runs between steps that the step does not need.
 
 mod evaluate;
-mod pictures;
 mod run_folder;
 mod step;
 mod trainer;
 
 pub use evaluate::evaluate;
-pub use pictures::EPOCH_DIGITS;
 pub use run_folder::{NewRun, Open, OpenError, Opened, open};
 pub use step::{
     Batch, Dropout, InputHook, Step, batch_tensors, data_parallel_step, data_parallel_step_on,
