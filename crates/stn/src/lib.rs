@@ -34,3 +34,8 @@ pub mod train;
 pub mod transformer;
 
 pub use stn_ops as ops;
+
+// The README's Rust code, compiled and run as doctests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
