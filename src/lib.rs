@@ -7,11 +7,9 @@
 //! - [`pictures`]: a training run's pictures, redrawn after every epoch;
 //! - [`plots`]: learning curves, the transformer epoch by epoch, Table 1 as a figure;
 //!   [`report`]: pictures of digits;
-//! - [`alloc`]: process-wide allocator tuning.
 //!
 //! The web, plotting and image-decoding dependencies live in this crate only.
 
-pub mod alloc;
 pub mod experiment;
 pub mod pictures;
 pub mod plots;

@@ -11,13 +11,15 @@
 //! - [`data`]: MNIST-format sets and the paper's distorted variants;
 //! - [`geometry`]: linear solve, homographies, thin-plate splines, image warps;
 //! - [`ops`]: the spatial-transformer ops as a burn backend extension (the `stn-ops` crate);
-//! - [`rng`], [`device`], [`atomic_file`]: small utilities.
+//! - [`rng`], [`device`], [`atomic_file`]: small utilities; [`alloc`]: process-wide allocator
+//!   tuning that training and sampling gain from (call it first thing in `main`).
 //!
 //! The `stn` command line (crate `stn-cli`) adds prediction, the web server, plots and the
 //! paper's experiments on top.
 
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod atomic_file;
 pub mod checkpoint;
 pub mod data;
@@ -27,6 +29,7 @@ pub mod layers;
 pub mod load;
 pub mod model;
 pub mod optim;
+pub mod read_limited;
 pub mod rng;
 pub mod run;
 pub mod torch_import;

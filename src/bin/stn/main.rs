@@ -26,7 +26,7 @@ use stn_cli::pictures::WithPictures;
 use stn_cli::predict::{Predictor, classify_files};
 
 fn main() -> ExitCode {
-    stn_cli::alloc::retain_freed_memory();
+    stn::alloc::retain_freed_memory();
     let result = run(Cli::parse().command);
     match result {
         Ok(code) => code,
