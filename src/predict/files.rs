@@ -1,11 +1,14 @@
 //! `stn predict` on files: read, classify in batches, describe each result (a line of text or
 //! of JSON), and optionally write a picture of what the network saw. A file that cannot be
-//! read or holds no digit is reported by name; the others are still classified.
+//! read or holds no digit is reported by name; the others are still classified. Files are read
+//! through [`stn::read_limited`]: regular files of at most [`read_limited::IMAGE`] (16 MiB)
+//! only, so a FIFO or `/dev/zero` is refused at once.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use stn::read_limited;
 
 use super::{Digit, Gray, Prediction, Predictor, Theta, digit_from_bytes};
 use crate::report::{Canvas, titled_panels};
@@ -101,8 +104,8 @@ pub fn classify_files<'a>(
         let digits: Vec<Result<Digit, String>> = chunk
             .iter()
             .map(|path| {
-                std::fs::read(path)
-                    .map_err(|e| format!("cannot read: {e}"))
+                read_limited::read(path, read_limited::IMAGE)
+                    .map_err(|e| e.reason())
                     .and_then(|bytes| digit_from_bytes(&bytes).map_err(|e| e.to_string()))
             })
             .collect();

@@ -11,7 +11,6 @@
 //! Files are written atomically: to a temporary file in the same folder, fsynced, then renamed
 //! over the old one, so a crash at any moment leaves either the old or the new checkpoint.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_file::write_atomic;
 use crate::model::ModelConfig;
 use crate::model::state::{StateDict, StateTensor};
+use crate::read_limited::{self, ReadError};
 use crate::run::Progress;
 
 const MAGIC: &[u8; 8] = b"STN-CKPT";
@@ -65,6 +65,9 @@ pub enum CheckpointError {
     /// No such file.
     #[error("{}: file not found", .0.display())]
     Missing(PathBuf),
+    /// Not a regular file, or over the [`read_limited::MODEL`] size limit.
+    #[error(transparent)]
+    File(ReadError),
     /// The file system refused.
     #[error("{}: {source}", path.display())]
     Io {
@@ -208,15 +211,10 @@ impl Checkpoint {
         })
     }
 
-    /// Reads and verifies a checkpoint file.
+    /// Reads and verifies a checkpoint file: a regular file within the
+    /// [`read_limited::MODEL`] limit (a FIFO or device is refused without blocking).
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let bytes = fs::read(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => CheckpointError::Missing(path.to_path_buf()),
-            _ => CheckpointError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-        })?;
+        let bytes = read_limited::read(path, read_limited::MODEL)?;
         Self::from_bytes(&bytes, path)
     }
 
@@ -226,6 +224,15 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+impl From<ReadError> for CheckpointError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Missing(path) => Self::Missing(path),
+            other => Self::File(other),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use burn::tensor::Device;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, is_checkpoint};
 use crate::model::{BuildError, ModelConfig, Net};
+use crate::read_limited::{self, ReadError};
 use crate::run::{DataSpec, checkpoint_path};
 use crate::torch_import::{TorchImportError, read_state_dict};
 
@@ -45,7 +46,8 @@ fn is_torch_name(path: &Path) -> bool {
 }
 
 /// Loads a network from an stn checkpoint, a run folder, or a PyTorch state_dict of the
-/// tutorial's network (`.pt` / `.pth`).
+/// tutorial's network (`.pt` / `.pth`). The file must be a regular file within the
+/// [`read_limited::MODEL`] limit.
 pub fn load_net(path: &Path, device: &Device) -> Result<Net, LoadError> {
     Ok(load(path, device)?.0)
 }
@@ -69,22 +71,11 @@ pub fn load(path: &Path, device: &Device) -> Result<(Net, Option<DataSpec>), Loa
     Ok((build(&ModelConfig::tutorial(), &state)?, None))
 }
 
+/// The first bytes of the file, once it is known to be a regular file within the
+/// [`read_limited::MODEL`] limit (so that a FIFO or device is refused at once).
 fn read_head(path: &Path) -> Result<Vec<u8>, LoadError> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            LoadError::Checkpoint(CheckpointError::Missing(path.to_path_buf()))
-        }
-        _ => LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
-    })?;
-    let mut head = vec![0u8; 16];
-    let n = f.read(&mut head).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    head.truncate(n);
-    Ok(head)
+    read_limited::read_head(path, read_limited::MODEL, 16).map_err(|e| match e {
+        ReadError::Missing(path) => LoadError::Checkpoint(CheckpointError::Missing(path)),
+        other => LoadError::Checkpoint(CheckpointError::File(other)),
+    })
 }

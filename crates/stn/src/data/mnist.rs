@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::idx::{self, IdxError};
+use super::idx::{self, IdxArray, IdxError};
+use crate::read_limited::{self, ReadError};
 
 /// MNIST's pixel mean, after scaling to [0, 1] (the tutorial's `Normalize((0.1307,), (0.3081,))`).
 pub const MEAN: f32 = 0.1307;
@@ -41,6 +42,9 @@ pub enum DataError {
     /// A file is unreadable or malformed.
     #[error(transparent)]
     Idx(#[from] IdxError),
+    /// A file is not a regular file, or larger than any IDX file of MNIST-like data.
+    #[error(transparent)]
+    File(#[from] ReadError),
     /// Images and labels disagree in number.
     #[error("{} has {images} images but {} has {labels} labels; the files do not belong together", images_path.display(), labels_path.display())]
     CountMismatch {
@@ -184,10 +188,22 @@ fn find_file(dir: &Path, name: &'static str) -> Result<PathBuf, DataError> {
     })
 }
 
+/// Reads one IDX file (raw or gzipped) through [`read_limited`]: a regular file within the
+/// [`read_limited::IDX`] limit, its decompressed values within [`idx::MAX_DATA_BYTES`].
+pub fn read_idx(path: &Path, expected_dims: usize) -> Result<IdxArray, DataError> {
+    let file = read_limited::open(path, read_limited::IDX)
+        .map_err(|e| match e {
+            ReadError::Missing(path) => DataError::Idx(IdxError::Missing { path }),
+            other => DataError::File(other),
+        })?
+        .into_inner();
+    Ok(idx::read_file(file, path, expected_dims)?)
+}
+
 /// Loads and checks one split from its image and label files.
 pub fn load_split(images_path: &Path, labels_path: &Path) -> Result<ImageSet, DataError> {
-    let images = idx::read(images_path, 3)?;
-    let labels = idx::read(labels_path, 1)?;
+    let images = read_idx(images_path, 3)?;
+    let labels = read_idx(labels_path, 1)?;
     let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
     if n == 0 || rows == 0 || cols == 0 {
         return Err(DataError::Empty {
