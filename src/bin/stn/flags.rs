@@ -68,7 +68,7 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port; the address is printed).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Address to listen on (0.0.0.0 for every interface).
+    /// Address to listen on (0.0.0.0 for every interface: a warning is printed).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Largest accepted upload, in megabytes (MiB).
@@ -77,25 +77,71 @@ pub struct ServeArgs {
     /// Compute device.
     #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
     pub device: DeviceKind,
+    /// Seconds a client has to send a request's headers, from connecting or from the previous
+    /// answer (so also the idle timeout); then the connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds a client has to send a request body (then 408), or may leave an answer unread.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub body_timeout: f64,
+    /// Most connections open at once (one more gets 503 and is closed).
+    #[arg(long, value_name = "N", default_value_t = stn_cli::serve::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Most prediction requests in flight at once (one more gets 503 at once).
+    #[arg(long, value_name = "N", default_value_t = stn_cli::serve::DEFAULT_MAX_INFLIGHT)]
+    pub max_inflight: usize,
+    /// Also answer requests with this Host name (repeatable; '*': any Host). localhost,
+    /// 127.0.0.1, [::1] and --host are always answered.
+    #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
+    /// Require `Authorization: Bearer TOKEN` on the API (the page: open /?token=TOKEN once).
+    /// Default: the STN_SERVE_TOKEN environment variable, if set (keeps it out of `ps`).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
 }
 
 impl ServeArgs {
     /// The server's options, or what is wrong with the flags.
     pub fn options(&self) -> Result<stn_cli::serve::ServeOptions, String> {
+        use stn_cli::serve::{ServeOptions, TOKEN_ENV, guard::valid_token};
         if !(self.max_body_mb.is_finite() && self.max_body_mb > 0.0 && self.max_body_mb <= 1024.0) {
             return Err(format!(
                 "--max-body-mb must be in (0, 1024], got {}",
                 self.max_body_mb
             ));
         }
-        Ok(stn_cli::serve::ServeOptions {
-            host: self.host.clone(),
-            port: self.port,
+        let secs = |flag: &str, v: f64| {
+            if v.is_finite() && (0.1..=3600.0).contains(&v) {
+                Ok(std::time::Duration::from_secs_f64(v))
+            } else {
+                Err(format!("--{flag} must be in [0.1, 3600] seconds, got {v}"))
+            }
+        };
+        if self.max_connections == 0 || self.max_inflight == 0 {
+            return Err("--max-connections and --max-inflight must be at least 1".into());
+        }
+        let token = match &self.token {
+            Some(t) => Some(t.clone()),
+            None => std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+        };
+        if token.as_deref().is_some_and(|t| !valid_token(t)) {
+            return Err(format!(
+                "the token (--token or {TOKEN_ENV}) must be 8 to 256 letters, digits or -._~"
+            ));
+        }
+        let label = self.model.file_name().map_or_else(
+            || self.model.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok(ServeOptions {
             max_body: (self.max_body_mb * 1024.0 * 1024.0) as usize,
-            model_label: self.model.file_name().map_or_else(
-                || self.model.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
+            header_timeout: secs("header-timeout", self.header_timeout)?,
+            body_timeout: secs("body-timeout", self.body_timeout)?,
+            max_connections: self.max_connections,
+            max_inflight: self.max_inflight,
+            allowed_hosts: self.allow_host.clone(),
+            token,
+            ..ServeOptions::new(&self.host, self.port, &label)
         })
     }
 }

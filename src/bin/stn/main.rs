@@ -365,6 +365,9 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         // Tests and scripts read the address from this line (with --port 0, the port chosen).
         println!("serving {name} ({}) on http://{addr}", opts.model_label);
         let _ = std::io::Write::flush(&mut std::io::stdout());
+        stn_cli::serve::startup_notes(&opts, addr)
+            .iter()
+            .for_each(|n| eprintln!("{n}"));
     })?;
     Ok(ExitCode::SUCCESS)
 }
