@@ -2,6 +2,7 @@
 
 mod console;
 mod flags;
+mod training;
 
 use std::process::ExitCode;
 
@@ -11,18 +12,13 @@ use clap::Parser;
 use console::{Console, describe, interrupt_flag, usage};
 use flags::{
     BenchArgs, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs, ExperimentWhich,
-    PadArg, PredictArgs, ServeArgs, TrainArgs, VisualizeArgs,
+    PredictArgs, ServeArgs, VisualizeArgs,
 };
 use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
-use stn::model::ModelConfig;
-use stn::run::{
-    CHECKPOINT_FILE, CURVES_FILE, DataSpec, EPOCHS_FILE, METRICS_FILE, PICTURE_FILE,
-    default_run_dir,
-};
-use stn::train::{self, NewRun, Open, OpenError, Opened, Outcome};
+use stn::run::DataSpec;
+use stn::train;
 use stn_cli::experiment::{table1, throughput};
-use stn_cli::pictures::WithPictures;
 use stn_cli::predict::{Predictor, classify_files};
 
 fn main() -> ExitCode {
@@ -62,7 +58,7 @@ fn run(command: Command) -> Result<ExitCode> {
 /// Runs a command on this thread.
 fn run_here(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Train(a) => train(a),
+        Command::Train(a) => training::train(a),
         Command::Eval(a) => eval(a),
         Command::Visualize(a) => visualize(a),
         Command::Bench(a) => bench(a),
@@ -75,99 +71,6 @@ fn run_here(command: Command) -> Result<ExitCode> {
 
 fn device(kind: DeviceKind) -> Result<burn::tensor::Device> {
     kind.device().map_err(usage)
-}
-
-fn train(a: TrainArgs) -> Result<ExitCode> {
-    let device = device(a.device)?;
-    if a.epochs == Some(0) {
-        return Err(usage("--epochs must be at least 1"));
-    }
-    let (out, how, data) = match &a.resume {
-        Some(dir) => {
-            if a.data.dataset.is_some() {
-                return Err(usage(
-                    "--dataset cannot change when resuming: a run continues on its own data",
-                ));
-            }
-            let how = Open::Resume {
-                epochs: a.epochs,
-                data_dir: a.data.data.clone(),
-            };
-            (dir.clone(), how, None)
-        }
-        None => {
-            let config = a.config();
-            config.validate().map_err(usage)?;
-            let spec = a.data_spec();
-            spec.validate().map_err(usage)?;
-            let data = spec.load()?;
-            let model = ModelConfig::new(
-                [data.train.rows, data.train.cols],
-                a.transform(),
-                a.st_size(),
-                a.model.pad == PadArg::Background,
-            );
-            model
-                .validate()
-                .map_err(|e| usage(format!("{}: {e}", spec.source.describe())))?;
-            let out = a.out.clone().unwrap_or_else(default_run_dir);
-            let run = NewRun {
-                model,
-                config,
-                data: spec,
-            };
-            (out, Open::New(run), Some(data))
-        }
-    };
-    let (mut trainer, opened) = train::open(&out, how, &device).map_err(|e| match e {
-        OpenError::Exists(_) => usage(e.to_string()),
-        e => e.into(),
-    })?;
-    let progress = trainer.progress().clone();
-    let data = match data {
-        Some(data) => data,
-        None => progress.data.load()?,
-    };
-    match opened {
-        Opened::Resumed { epochs_done } => println!(
-            "resuming {} after epoch {epochs_done} of {}",
-            out.display(),
-            progress.config.epochs
-        ),
-        Opened::Started => println!(
-            "training {} on {} ({} train / {} test images), device {}, {} epochs, batch {}, lr {}, seed {} -> {}",
-            trainer.net.config.name(),
-            progress.data.source.describe(),
-            data.train.len(),
-            data.test.len(),
-            a.device.name(),
-            progress.config.epochs,
-            progress.config.batch_size,
-            progress.config.sgd.lr,
-            progress.config.seed,
-            out.display()
-        ),
-    }
-    let stop = interrupt_flag();
-    let mut console = Console::new(progress.config.log_interval);
-    let mut observer = WithPictures::new(&out, &data.test, progress.epochs_done, &mut console);
-    if let Outcome::Interrupted { epochs_done } = trainer.run(&data, &mut observer, &stop)? {
-        eprintln!(
-            "stopped: the checkpoint after epoch {epochs_done} is kept in {}; continue with `stn train --resume {}`",
-            out.display(),
-            out.display()
-        );
-        return Ok(ExitCode::from(130));
-    }
-    if let Some(m) = trainer.progress().metrics.last() {
-        println!(
-            "done: test accuracy {:.2}% after {} epochs; {} holds {CHECKPOINT_FILE}, {METRICS_FILE}, {PICTURE_FILE}, {CURVES_FILE} and {EPOCHS_FILE}",
-            100.0 * m.test_accuracy,
-            m.epoch,
-            out.display()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A saved model and the test data to show it: the flags' data, else the model's own.
