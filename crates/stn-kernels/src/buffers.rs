@@ -60,3 +60,60 @@ impl<T> NewBuffer<T> {
         self.vec
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::MaybeUninit;
+
+    use super::{NewBuffer, uninit, uninit_f32, zeroed};
+
+    /// The helpers as the kernels use them, small enough for Miri to check every access.
+    #[test]
+    fn new_buffers_fill_and_finish() {
+        let mut b = NewBuffer::<f32>::new(10);
+        for (i, v) in b.uninit().iter_mut().enumerate() {
+            v.write(i as f32);
+        }
+        // SAFETY: all 10 elements were written above.
+        let v = unsafe { b.finish() };
+        assert_eq!(v, (0..10).map(|i| i as f32).collect::<Vec<_>>());
+
+        // Item by item, each item zeroed by its own worker before accumulating.
+        let mut b = NewBuffer::<f64>::new(12);
+        for item in b.uninit().chunks_mut(4) {
+            let item = zeroed(item, 0.0);
+            item[1] += 2.5;
+        }
+        // SAFETY: every item was zeroed.
+        let v = unsafe { b.finish() };
+        assert_eq!(v, [0.0, 2.5, 0.0, 0.0].repeat(3));
+
+        // Dropped unfinished (a kernel that panicked): frees the memory, reads none of it.
+        let mut b = NewBuffer::<String>::new(3);
+        b.uninit()[0].write("written".into());
+        drop(b);
+
+        // Empty buffers.
+        let mut b = NewBuffer::<f32>::new(0);
+        assert!(b.uninit().is_empty());
+        // SAFETY: no elements.
+        assert!(unsafe { b.finish() }.is_empty());
+    }
+
+    #[test]
+    fn uninit_views_keep_the_values_written_through_them() {
+        let mut v = vec![1.0f32; 6];
+        let slots: &mut [MaybeUninit<f32>] = uninit(&mut v);
+        slots[2].write(7.0);
+        let f32s = uninit_f32(slots);
+        f32s[3].write(8.0);
+        assert_eq!(v, [1.0, 1.0, 7.0, 8.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "not f32")]
+    fn uninit_f32_refuses_other_types() {
+        let mut v = vec![0.0f64; 2];
+        uninit_f32(uninit(&mut v));
+    }
+}

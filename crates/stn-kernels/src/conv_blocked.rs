@@ -19,8 +19,7 @@
 
 use rayon::prelude::*;
 
-use crate::dispatch;
-use crate::simd::{Isa, Simd};
+use crate::simd::{Isa, Simd, dispatch};
 
 /// Largest kernel side the weight-gradient kernel is specialized for.
 pub const MAX_K: usize = 7;
@@ -84,12 +83,13 @@ struct Geometry {
     wo: usize,
 }
 
-/// One block's valid correlation: out[o][y][x] = bias[o] + sum_{c,ky,kx} wgt[o][c][ky][kx] *
-/// inp[c][y + ky + top][x + kx], for output rows `y` in 0..ho, where input rows outside
+/// One block's valid correlation: `out[o][y][x] = bias[o] + sum_{c,ky,kx} wgt[o][c][ky][kx] *
+/// inp[c][y + ky + top][x + kx]`, for output rows `y` in 0..ho, where input rows outside
 /// 0..ih read as zero (their taps are skipped, as are those of a tile's pixels that all fall on
 /// zero columns outside `cols`). `inp` is [c, ih, iw, L], `out` [o, ho, wo, L].
 #[inline(always)]
 fn correlate_block<S: Simd>(
+    simd: S,
     inp: &[f32],
     g: Geometry,
     wgt: &[f32],
@@ -129,12 +129,14 @@ fn correlate_block<S: Simd>(
                 macro_rules! tiles {
                     ($(($b:literal, $p:literal)),*) => {
                         match (nb, np) {
-                            $(($b, $p) => tile::<S, $b, $p>(inp, &g, wgt, bias, at, out),)*
+                            $(($b, $p) => tile::<S, $b, $p>(simd, inp, &g, wgt, bias, at, out),)*
                             _ => unreachable!("tile sizes are 1..=5 x 1..=4"),
                         }
                     };
                 }
-                // SAFETY: bounds asserted above.
+                // SAFETY: the slices' lengths were asserted against the geometry above, and the
+                // tile (channels ob..ob + nb < o, pixels x..x + np <= wo of row y < ho, kernel
+                // rows ky and columns kx clipped to the input) lies inside it.
                 unsafe {
                     tiles!(
                         (5, 4),
@@ -178,8 +180,15 @@ struct Tile {
 }
 
 /// NB output channels x NP output pixels of one row, accumulated in registers.
+///
+/// # Safety
+/// The slices must hold the geometry's input, weights and output (as `correlate_block`
+/// asserts), and the tile must lie inside it: `t.ob + NB <= g.o`, `t.y < g.ho`,
+/// `t.x + NP <= g.wo`, input rows `t.y + g.top + ky` inside `0..g.ih` for `ky` in `t.ky`, and
+/// `t.kx` within `0..g.k`.
 #[inline(always)]
 unsafe fn tile<S: Simd, const NB: usize, const NP: usize>(
+    simd: S,
     inp: &[f32],
     g: &Geometry,
     wgt: &[f32],
@@ -190,9 +199,9 @@ unsafe fn tile<S: Simd, const NB: usize, const NP: usize>(
     let l = S::LANES;
     let (k, kk) = (g.k, g.k * g.k);
     let wstride = g.c * kk;
-    let mut acc = [[S::zero(); NP]; NB];
-    // SAFETY: the caller asserted the slices' lengths against the geometry; every offset below
-    // stays inside them.
+    let mut acc = [[simd.zero(); NP]; NB];
+    // SAFETY: the caller guarantees the tile inside the geometry and the slices' lengths;
+    // every offset below stays inside them.
     unsafe {
         let ip = inp.as_ptr();
         let wp = wgt.as_ptr().add(t.ob * wstride);
@@ -202,26 +211,26 @@ unsafe fn tile<S: Simd, const NB: usize, const NP: usize>(
                 let base = ip.add(((ci * g.ih + row) * g.iw + t.x) * l);
                 let wrow = wp.add(ci * kk + ky * k);
                 for kx in t.kx.0..t.kx.1 {
-                    let mut v = [S::zero(); NP];
+                    let mut v = [simd.zero(); NP];
                     for p in 0..NP {
-                        v[p] = S::load(base.add((kx + p) * l));
+                        v[p] = simd.load(base.add((kx + p) * l));
                     }
                     for b in 0..NB {
-                        let wv = S::splat(*wrow.add(b * wstride + kx));
+                        let wv = simd.splat(*wrow.add(b * wstride + kx));
                         for p in 0..NP {
-                            acc[b][p] = S::mul_add(wv, v[p], acc[b][p]);
+                            acc[b][p] = simd.mul_add(wv, v[p], acc[b][p]);
                         }
                     }
                 }
             }
         }
         for b in 0..NB {
-            let bv = S::splat(bias.map_or(0.0, |bs| bs[t.ob + b]));
+            let bv = simd.splat(bias.map_or(0.0, |bs| bs[t.ob + b]));
             let dst = out
                 .as_mut_ptr()
                 .add((((t.ob + b) * g.ho + t.y) * g.wo + t.x) * l);
             for p in 0..NP {
-                S::store(dst.add(p * l), S::add(acc[b][p], bv));
+                simd.store(dst.add(p * l), simd.add(acc[b][p], bv));
             }
         }
     }
@@ -257,7 +266,7 @@ pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvSh
 }
 
 /// Gradients of [`forward`]: `dx` (when given, [nb, c, h, w, L]), `dw` [o, c, k, k] and
-/// `db` [o], all overwritten.
+/// `db` `[o]`, all overwritten.
 pub fn backward(
     x: &[f32],
     w: &[f32],
@@ -344,31 +353,33 @@ pub fn backward(
 }
 
 #[inline(always)]
-fn bias_grad<S: Simd>(dy: &[f32], nb: usize, o: usize, plane: usize, db: &mut [f32]) {
+fn bias_grad<S: Simd>(simd: S, dy: &[f32], nb: usize, o: usize, plane: usize, db: &mut [f32]) {
     let l = S::LANES;
     assert!(dy.len() >= nb * o * plane * l && db.len() >= o);
     for (oc, g) in db.iter_mut().enumerate() {
-        let mut acc = S::zero();
+        let mut acc = simd.zero();
         for n in 0..nb {
             let base = (n * o + oc) * plane * l;
             for p in 0..plane {
-                // SAFETY: in bounds by the assertion above.
-                acc = S::add(acc, unsafe { S::load(dy.as_ptr().add(base + p * l)) });
+                // SAFETY: (base + (p + 1) L) <= nb o plane L <= dy.len() (asserted above).
+                acc = simd.add(acc, unsafe { simd.load(dy.as_ptr().add(base + p * l)) });
             }
         }
-        *g = S::hsum(acc);
+        *g = simd.hsum(acc);
     }
 }
 
 /// Output channels per weight-gradient task: as many as keep K accumulators each, their
 /// gradient vectors and an input vector in registers (at most 4).
 #[inline(always)]
-fn wgrad_group<S: Simd>(k: usize) -> usize {
+fn wgrad_group<S: Simd>(_: S, k: usize) -> usize {
     ((S::REGISTERS - 2) / (k + 1)).clamp(1, 4)
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn wgrad_dispatch<S: Simd>(
+    simd: S,
     x: &[f32],
     dy: &[f32],
     s: &ConvShape,
@@ -380,14 +391,15 @@ fn wgrad_dispatch<S: Simd>(
     macro_rules! sides {
         ($($kv:literal),*) => {
             match (nbo, s.k) {
-                $((4, $kv) => wgrad::<S, 4, $kv>(x, dy, s, ci, o0, out),)*
-                $((3, $kv) => wgrad::<S, 3, $kv>(x, dy, s, ci, o0, out),)*
-                $((2, $kv) => wgrad::<S, 2, $kv>(x, dy, s, ci, o0, out),)*
+                $((4, $kv) => wgrad::<S, 4, $kv>(simd, x, dy, s, ci, o0, out),)*
+                $((3, $kv) => wgrad::<S, 3, $kv>(simd, x, dy, s, ci, o0, out),)*
+                $((2, $kv) => wgrad::<S, 2, $kv>(simd, x, dy, s, ci, o0, out),)*
                 $((_, $kv) => {
                     // One channel at a time for the rest (never more than the group).
                     for b in 0..nbo {
                         let kk = $kv * $kv;
-                        wgrad::<S, 1, $kv>(x, dy, s, ci, o0 + b, &mut out[b * kk..(b + 1) * kk]);
+                        let out = &mut out[b * kk..(b + 1) * kk];
+                        wgrad::<S, 1, $kv>(simd, x, dy, s, ci, o0 + b, out);
                     }
                 })*
                 _ => unreachable!("kernel side checked by ConvShape::supported"),
@@ -397,10 +409,11 @@ fn wgrad_dispatch<S: Simd>(
     sides!(1, 2, 3, 4, 5, 6, 7)
 }
 
-/// dw[o0 + b][ci][ky][kx] for b < NB: products of the output gradient and the shifted input,
+/// `dw[o0 + b][ci][ky][kx]` for b < NB: products of the output gradient and the shifted input,
 /// summed over blocks, rows and pixels (in that order), then over lanes.
 #[inline(always)]
 fn wgrad<S: Simd, const NB: usize, const K: usize>(
+    simd: S,
     x: &[f32],
     dy: &[f32],
     s: &ConvShape,
@@ -412,10 +425,12 @@ fn wgrad<S: Simd, const NB: usize, const K: usize>(
     let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
     assert!(x.len() >= s.nb * img_in && dy.len() >= s.nb * img_out);
     assert!(o0 + NB <= s.o && ci < s.c && K == s.k && out.len() >= NB * K * K);
-    // SAFETY: offsets stay within the lengths asserted above.
+    // SAFETY: with ci < c, o0 + NB <= o and K == k (asserted above), every offset below
+    // (blocks n < nb, rows ky + y < h and y < ho, columns xx + kx < w and xx < wo) stays
+    // inside the input and gradient lengths asserted above.
     unsafe {
         for ky in 0..K {
-            let mut acc = [[S::zero(); K]; NB];
+            let mut acc = [[simd.zero(); K]; NB];
             for n in 0..s.nb {
                 let xb = x.as_ptr().add(n * img_in + (ci * s.h + ky) * s.w * l);
                 let gb = dy.as_ptr().add(n * img_out + o0 * ho * wo * l);
@@ -423,14 +438,14 @@ fn wgrad<S: Simd, const NB: usize, const K: usize>(
                     let xr = xb.add(y * s.w * l);
                     let gr = gb.add(y * wo * l);
                     for xx in 0..wo {
-                        let mut g = [S::zero(); NB];
+                        let mut g = [simd.zero(); NB];
                         for b in 0..NB {
-                            g[b] = S::load(gr.add((b * ho * wo + xx) * l));
+                            g[b] = simd.load(gr.add((b * ho * wo + xx) * l));
                         }
                         for kx in 0..K {
-                            let v = S::load(xr.add((xx + kx) * l));
+                            let v = simd.load(xr.add((xx + kx) * l));
                             for b in 0..NB {
-                                acc[b][kx] = S::mul_add(g[b], v, acc[b][kx]);
+                                acc[b][kx] = simd.mul_add(g[b], v, acc[b][kx]);
                             }
                         }
                     }
@@ -438,7 +453,7 @@ fn wgrad<S: Simd, const NB: usize, const K: usize>(
             }
             for b in 0..NB {
                 for kx in 0..K {
-                    out[b * K * K + ky * K + kx] = S::hsum(acc[b][kx]);
+                    out[b * K * K + ky * K + kx] = simd.hsum(acc[b][kx]);
                 }
             }
         }

@@ -7,8 +7,7 @@ use rayon::prelude::*;
 
 use crate::buffers::NewBuffer;
 use crate::conv_blocked::ConvShape;
-use crate::dispatch;
-use crate::simd::Simd;
+use crate::simd::{Simd, dispatch};
 
 /// relu(max_pool2d(conv(x, w) + b, 2)) on blocked tensors in one pass, without writing the
 /// convolution's output: each register tile is a 2x2 pixel window of a few output channels,
@@ -63,6 +62,7 @@ fn conv_pool<const CODES: bool>(
 
 #[inline(always)]
 fn conv_pool_block<S: Simd, const CODES: bool>(
+    simd: S,
     inp: &[f32],
     wgt: &[f32],
     bias: &[f32],
@@ -87,14 +87,15 @@ fn conv_pool_block<S: Simd, const CODES: bool>(
             while ob < s.o {
                 let nb = (s.o - ob).min(block);
                 let at = (ob, py, px);
-                // SAFETY: bounds asserted above.
+                // SAFETY: the lengths were asserted above; ob + nb <= o, py < ho / 2 and
+                // px < wo / 2, so the tile's windows lie inside the convolution's output.
                 unsafe {
                     match nb {
-                        5 => pool_tile::<S, 5, CODES>(inp, s, wgt, bias, at, y, arg),
-                        4 => pool_tile::<S, 4, CODES>(inp, s, wgt, bias, at, y, arg),
-                        3 => pool_tile::<S, 3, CODES>(inp, s, wgt, bias, at, y, arg),
-                        2 => pool_tile::<S, 2, CODES>(inp, s, wgt, bias, at, y, arg),
-                        _ => pool_tile::<S, 1, CODES>(inp, s, wgt, bias, at, y, arg),
+                        5 => pool_tile::<S, 5, CODES>(simd, inp, s, wgt, bias, at, y, arg),
+                        4 => pool_tile::<S, 4, CODES>(simd, inp, s, wgt, bias, at, y, arg),
+                        3 => pool_tile::<S, 3, CODES>(simd, inp, s, wgt, bias, at, y, arg),
+                        2 => pool_tile::<S, 2, CODES>(simd, inp, s, wgt, bias, at, y, arg),
+                        _ => pool_tile::<S, 1, CODES>(simd, inp, s, wgt, bias, at, y, arg),
                     }
                 }
                 ob += nb;
@@ -105,8 +106,15 @@ fn conv_pool_block<S: Simd, const CODES: bool>(
 
 /// NB channels of the pooled pixel (py, px): `at` = (first channel, py, px); window codes
 /// written to `arg` if CODES.
+///
+/// # Safety
+/// The slices must hold the shape's block (input `[c, h, w, L]`, weights `[o, c, k, k]`, bias
+/// `[o]`, `y` and, if CODES, `arg` `[o, ho / 2, wo / 2, L]`), and `ob + NB <= o`, `py < ho / 2`,
+/// `px < wo / 2`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn pool_tile<S: Simd, const NB: usize, const CODES: bool>(
+    simd: S,
     inp: &[f32],
     s: &ConvShape,
     wgt: &[f32],
@@ -120,8 +128,10 @@ unsafe fn pool_tile<S: Simd, const NB: usize, const CODES: bool>(
     let (k, kk) = (s.k, s.k * s.k);
     let wstride = s.c * kk;
     // acc[b][window position]: (2py, 2px), (2py, 2px+1), (2py+1, 2px), (2py+1, 2px+1).
-    let mut acc = [[S::zero(); 4]; NB];
-    // SAFETY: the caller asserted the lengths; offsets stay inside them.
+    let mut acc = [[simd.zero(); 4]; NB];
+    // SAFETY: the caller guarantees the lengths and the tile's position: input rows
+    // 2 py + ky + 1 < h and columns 2 px + kx + 1 < w, weights of channels < o, outputs of
+    // pooled pixel (py, px) of channels < o.
     unsafe {
         let ip = inp.as_ptr();
         let wp = wgt.as_ptr().add(ob * wstride);
@@ -133,40 +143,40 @@ unsafe fn pool_tile<S: Simd, const NB: usize, const CODES: bool>(
                 let wrow = wp.add(ci * kk + ky * k);
                 for kx in 0..k {
                     let v = [
-                        S::load(top.add(kx * l)),
-                        S::load(top.add((kx + 1) * l)),
-                        S::load(bottom.add(kx * l)),
-                        S::load(bottom.add((kx + 1) * l)),
+                        simd.load(top.add(kx * l)),
+                        simd.load(top.add((kx + 1) * l)),
+                        simd.load(bottom.add(kx * l)),
+                        simd.load(bottom.add((kx + 1) * l)),
                     ];
                     for b in 0..NB {
-                        let wv = S::splat(*wrow.add(b * wstride + kx));
+                        let wv = simd.splat(*wrow.add(b * wstride + kx));
                         for p in 0..4 {
-                            acc[b][p] = S::mul_add(wv, v[p], acc[b][p]);
+                            acc[b][p] = simd.mul_add(wv, v[p], acc[b][p]);
                         }
                     }
                 }
             }
         }
         let (ph, pw) = (s.ho() / 2, s.wo() / 2);
-        let zero = S::zero();
+        let zero = simd.zero();
         for b in 0..NB {
-            let bv = S::splat(bias[ob + b]);
-            let v = acc[b].map(|a| S::add(a, bv));
+            let bv = simd.splat(bias[ob + b]);
+            let v = acc[b].map(|a| simd.add(a, bv));
             // PyTorch's max pooling: a later value wins when greater, or NaN.
             let mut m = v[0];
-            let mut best = S::zero();
+            let mut best = simd.zero();
             for (p, &vp) in v.iter().enumerate().skip(1) {
-                let take = S::or(S::gt(vp, m), S::is_nan(vp));
-                m = S::select(take, vp, m);
-                best = S::select(take, S::splat(p as f32), best);
+                let take = simd.or(simd.gt(vp, m), simd.is_nan(vp));
+                m = simd.select(take, vp, m);
+                best = simd.select(take, simd.splat(p as f32), best);
             }
             // relu (NaN stays, like PyTorch's); a zeroed value passes no gradient (code 4).
-            let keep = S::or(S::gt(m, zero), S::is_nan(m));
-            best = S::select(S::gt(m, zero), best, S::splat(4.0));
+            let keep = simd.or(simd.gt(m, zero), simd.is_nan(m));
+            best = simd.select(simd.gt(m, zero), best, simd.splat(4.0));
             let o = (((ob + b) * ph + py) * pw + px) * l;
-            S::store(y.as_mut_ptr().add(o).cast(), S::select(keep, m, zero));
+            simd.store(y.as_mut_ptr().add(o).cast(), simd.select(keep, m, zero));
             if CODES {
-                S::store(arg.as_mut_ptr().add(o).cast(), best);
+                simd.store(arg.as_mut_ptr().add(o).cast(), best);
             }
         }
     }
@@ -197,25 +207,30 @@ pub fn unpool_grad(grad: &[f32], codes: &[f32], s: ConvShape) -> Vec<f32> {
 /// One plane: each pooled value's gradient goes to the window position its code names (none
 /// for code 4); rows and columns beyond the last window stay zero.
 #[inline(always)]
-fn unpool_plane<S: Simd>(g: &[f32], codes: &[f32], ho: usize, wo: usize, dz: &mut [f32]) {
+fn unpool_plane<S: Simd>(simd: S, g: &[f32], codes: &[f32], ho: usize, wo: usize, dz: &mut [f32]) {
     let (ph, pw, l) = (ho / 2, wo / 2, S::LANES);
     assert!(g.len() >= ph * pw * l && codes.len() >= g.len() && dz.len() >= ho * wo * l);
-    let zero = S::zero();
+    let zero = simd.zero();
     for py in 0..ph {
         for px in 0..pw {
             let i = (py * pw + px) * l;
             let a = ((2 * py) * wo + 2 * px) * l;
-            // SAFETY: in bounds by the assertion above.
-            unsafe {
-                let gv = S::load(g.as_ptr().add(i));
-                let code = S::load(codes.as_ptr().add(i));
-                for (k, o) in [a, a + l, a + wo * l, a + (wo + 1) * l]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let hit = S::eq(code, S::splat(k as f32));
-                    S::store(dz.as_mut_ptr().add(o), S::select(hit, gv, zero));
-                }
+            // SAFETY: py < ph and px < pw, so (i + L) <= ph pw L <= g.len() <= codes.len()
+            // (asserted above).
+            let (gv, code) = unsafe {
+                (
+                    simd.load(g.as_ptr().add(i)),
+                    simd.load(codes.as_ptr().add(i)),
+                )
+            };
+            for (k, o) in [a, a + l, a + wo * l, a + (wo + 1) * l]
+                .into_iter()
+                .enumerate()
+            {
+                let hit = simd.eq(code, simd.splat(k as f32));
+                // SAFETY: the window of (py, px) lies in rows < 2 ph <= ho and columns
+                // < 2 pw <= wo of the ho x wo plane, and dz.len() >= ho wo L.
+                unsafe { simd.store(dz.as_mut_ptr().add(o), simd.select(hit, gv, zero)) };
             }
         }
     }

@@ -17,42 +17,13 @@ use super::sample_scalar::{
     ThetaGrads, ZEROS, backward_item, forward_item,
 };
 use super::sample_simd::{
-    VecCoords, VecGrads, backward_item as vec_backward, forward_item as vec_forward,
+    VecCoords, VecGrads, backward_item as vec_backward, fits_i32, forward_item as vec_forward,
 };
 use super::{Real, is_f32, with_simd};
 use crate::buffers::{NewBuffer, uninit, uninit_f32, zeroed};
-use crate::dispatch;
-use crate::simd::{Isa, isa};
+pub use crate::sample_shape::SampleShape;
+use crate::simd::{Isa, dispatch, isa};
 use crate::{Interpolation, Padding, SampleOptions};
-
-/// Sizes of one grid-sample call: input [n, c, h_in, w_in], grid [n, h_out, w_out, 2].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SampleShape {
-    /// Batch size.
-    pub n: usize,
-    /// Channels.
-    pub c: usize,
-    /// Input height.
-    pub h_in: usize,
-    /// Input width.
-    pub w_in: usize,
-    /// Output height.
-    pub h_out: usize,
-    /// Output width.
-    pub w_out: usize,
-}
-
-impl SampleShape {
-    fn input_len(&self) -> usize {
-        self.c * self.h_in * self.w_in
-    }
-    fn output_len(&self) -> usize {
-        self.c * self.h_out * self.w_out
-    }
-    fn plane_out(&self) -> usize {
-        self.h_out * self.w_out
-    }
-}
 
 /// Calls `$f::<T, PAD, ALIGN>(args)` for the runtime padding and corner convention.
 macro_rules! monomorphize {
@@ -68,9 +39,13 @@ macro_rules! monomorphize {
     };
 }
 
-/// Whether the vector sampler applies (f32 bilinear, zeros or border padding).
-fn vector_path<T: 'static>(o: &SampleOptions) -> bool {
-    is_f32::<T>() && o.mode == Interpolation::Bilinear && o.padding != Padding::Reflection
+/// Whether the vector sampler applies (f32 bilinear, zeros or border padding, input planes
+/// indexable in i32).
+fn vector_path<T: 'static>(o: &SampleOptions, s: &SampleShape) -> bool {
+    is_f32::<T>()
+        && o.mode == Interpolation::Bilinear
+        && o.padding != Padding::Reflection
+        && fits_i32(s)
 }
 
 fn check(
@@ -138,7 +113,7 @@ fn forward_batch<'a, T: Real, C: Coords<T>>(
         .for_each(|(n, out)| {
             let input = &input[n * s.input_len()..(n + 1) * s.input_len()];
             let mut start = 0;
-            if vector_path::<T>(&o) {
+            if vector_path::<T>(&o, &s) {
                 let (input, out) = (bytemuck::cast_slice(input), uninit_f32(out));
                 let (lanes, border) = (lanes(n), o.padding == Padding::Border);
                 start = dispatch!(
@@ -240,7 +215,7 @@ fn backward_uninit<T: Real>(
             let grid = &grid[n * gl..(n + 1) * gl];
             let gout = &grad_out[n * s.output_len()..(n + 1) * s.output_len()];
             let mut start = 0;
-            if vector_path::<T>(&o) {
+            if vector_path::<T>(&o, &s) {
                 let v = VecCoords::Grid(bytemuck::cast_slice(grid));
                 let mut g = match ggrid.as_deref_mut() {
                     Some(gg) => VecGrads::Grid(uninit_f32(gg)),
@@ -437,7 +412,7 @@ fn affine_backward_uninit<T: Real>(
             let t: [T; 6] = core::array::from_fn(|i| theta[n * 6 + i]);
             let mut start = 0;
             let mut acc = [T::zero(); 6];
-            if vector_path::<T>(&o) {
+            if vector_path::<T>(&o, &s) {
                 let bx32: &[f32] = bytemuck::cast_slice(&bx);
                 let by32: &[f32] = bytemuck::cast_slice(&by);
                 let v = VecCoords::Affine {

@@ -7,6 +7,10 @@
 // Register tiles are small fixed-size arrays indexed by several loop counters at once;
 // index loops say that more plainly than iterator chains.
 #![allow(clippy::needless_range_loop)]
+// Every `unsafe` block says why it is sound, and every `unsafe fn` what its caller promises.
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 pub mod affine_grid;
 mod buffers;
@@ -17,6 +21,7 @@ pub mod grid_sample;
 pub mod pool;
 pub mod pool_blocked;
 pub mod sample_scalar;
+mod sample_shape;
 pub mod sample_simd;
 pub mod simd;
 
@@ -122,7 +127,8 @@ macro_rules! real {
 real!(f32);
 real!(f64);
 
-/// Runs `f` compiled for AVX2 + FMA when `isa` is an x86 vector path, else as is.
+/// Runs `f` compiled for AVX2 + FMA when `isa` is an x86 vector path and this CPU has AVX2
+/// (detected at run time), else as is.
 ///
 /// For the scalar kernels (other sampling modes, f64, the last pixels of a row): inlined into
 /// this function they are vectorized and use the hardware's rounding instructions without
@@ -131,12 +137,16 @@ real!(f64);
 /// the features.
 #[inline(always)]
 pub fn with_simd<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` is a path the CPU supports (the only kind `simd::isa()` returns).
-        Isa::Avx2 | Isa::Avx512 if isa.supported() => unsafe { simd::x86::run_avx2(f) },
-        _ => f(),
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::Avx2 | Isa::Avx512)
+        && let Some(avx2) = simd::x86::Avx2::detect()
+    {
+        use simd::Simd;
+        return avx2.vectorize(f);
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    f()
 }
 
 /// Whether `T` is f32, the one element type the vector kernels handle.

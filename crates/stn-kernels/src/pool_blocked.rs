@@ -4,8 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::dispatch;
-use crate::simd::{Isa, Simd};
+use crate::simd::{Isa, Simd, dispatch};
 
 /// relu(max_pool2d(x, 2)) on blocked f32 planes [planes, h, w, L] -> [planes, h/2, w/2, L],
 /// L = `isa.lanes()`.
@@ -27,45 +26,52 @@ pub fn pool_forward(isa: Isa, x: &[f32], planes: usize, h: usize, w: usize) -> V
 }
 
 #[inline(always)]
-fn forward_plane<S: Simd>(plane: &[f32], h: usize, w: usize, out: &mut [f32]) {
+fn forward_plane<S: Simd>(simd: S, plane: &[f32], h: usize, w: usize, out: &mut [f32]) {
     let (ho, wo, l) = (h / 2, w / 2, S::LANES);
     assert!(plane.len() >= h * w * l && out.len() >= ho * wo * l);
     for i in 0..ho {
         for j in 0..wo {
-            // SAFETY: window offsets are inside the plane; the output index inside `out`.
-            unsafe {
-                let (m, _) = window::<S>(plane.as_ptr(), w, i, j);
-                let keep = S::or(S::gt(m, S::zero()), S::is_nan(m));
-                S::store(
-                    out.as_mut_ptr().add((i * wo + j) * l),
-                    S::select(keep, m, S::zero()),
-                );
-            }
+            // SAFETY: i < h / 2 and j < w / 2: the window is inside the h x w plane.
+            let (m, _) = unsafe { window(simd, plane.as_ptr(), w, i, j) };
+            let keep = simd.or(simd.gt(m, simd.zero()), simd.is_nan(m));
+            let v = simd.select(keep, m, simd.zero());
+            // SAFETY: (i * wo + j + 1) L <= ho wo L <= out.len() (asserted above).
+            unsafe { simd.store(out.as_mut_ptr().add((i * wo + j) * l), v) };
         }
     }
 }
 
 /// The window maximum and, per position, the lanes where it is the chosen one.
+///
+/// # Safety
+/// `p` must be valid for reading the window of pooled pixel (i, j) in a plane of width `w`:
+/// rows 2i and 2i + 1, columns 2j and 2j + 1, of LANES floats each.
 #[inline(always)]
-unsafe fn window<S: Simd>(p: *const f32, w: usize, i: usize, j: usize) -> (S::F, [S::M; 4]) {
+unsafe fn window<S: Simd>(
+    simd: S,
+    p: *const f32,
+    w: usize,
+    i: usize,
+    j: usize,
+) -> (S::F, [S::M; 4]) {
     let l = S::LANES;
     let a = ((2 * i) * w + 2 * j) * l;
-    // SAFETY: the caller guarantees the window is inside the plane.
-    let v = [a, a + l, a + w * l, a + (w + 1) * l].map(|o| unsafe { S::load(p.add(o)) });
+    // SAFETY: the caller guarantees the window is readable.
+    let v = [a, a + l, a + w * l, a + (w + 1) * l].map(|o| unsafe { simd.load(p.add(o)) });
     let mut m = v[0];
-    let mut take = [S::all_set(); 4];
+    let mut take = [simd.all_set(); 4];
     for k in 1..4 {
-        let t = S::or(S::gt(v[k], m), S::is_nan(v[k]));
+        let t = simd.or(simd.gt(v[k], m), simd.is_nan(v[k]));
         take[k] = t;
-        m = S::select(t, v[k], m);
+        m = simd.select(t, v[k], m);
     }
     let later3 = take[3];
-    let later2 = S::or(take[2], later3);
-    let later1 = S::or(take[1], later2);
+    let later2 = simd.or(take[2], later3);
+    let later1 = simd.or(take[1], later2);
     let chosen = [
-        S::andnot(later1, S::all_set()),
-        S::andnot(later2, take[1]),
-        S::andnot(later3, take[2]),
+        simd.andnot(later1, simd.all_set()),
+        simd.andnot(later2, take[1]),
+        simd.andnot(later3, take[2]),
         take[3],
     ];
     (m, chosen)
@@ -103,24 +109,24 @@ pub fn pool_backward(
 }
 
 #[inline(always)]
-fn backward_plane<S: Simd>(plane: &[f32], g: &[f32], h: usize, w: usize, dx: &mut [f32]) {
+fn backward_plane<S: Simd>(simd: S, plane: &[f32], g: &[f32], h: usize, w: usize, dx: &mut [f32]) {
     let (ho, wo, l) = (h / 2, w / 2, S::LANES);
     assert!(plane.len() >= h * w * l && dx.len() >= h * w * l && g.len() >= ho * wo * l);
-    let zero = S::zero();
+    let zero = simd.zero();
     for i in 0..ho {
         for j in 0..wo {
-            // SAFETY: window offsets are inside the planes.
-            unsafe {
-                let (m, chosen) = window::<S>(plane.as_ptr(), w, i, j);
-                let gi = S::load(g.as_ptr().add((i * wo + j) * l));
-                let gi = S::select(S::gt(m, zero), gi, zero);
-                let a = ((2 * i) * w + 2 * j) * l;
-                for (k, o) in [a, a + l, a + w * l, a + (w + 1) * l]
-                    .into_iter()
-                    .enumerate()
-                {
-                    S::store(dx.as_mut_ptr().add(o), S::select(chosen[k], gi, zero));
-                }
+            // SAFETY: i < h / 2 and j < w / 2: the window is inside the h x w plane.
+            let (m, chosen) = unsafe { window(simd, plane.as_ptr(), w, i, j) };
+            // SAFETY: (i * wo + j + 1) L <= ho wo L <= g.len() (asserted above).
+            let gi = unsafe { simd.load(g.as_ptr().add((i * wo + j) * l)) };
+            let gi = simd.select(simd.gt(m, zero), gi, zero);
+            let a = ((2 * i) * w + 2 * j) * l;
+            for (k, o) in [a, a + l, a + w * l, a + (w + 1) * l]
+                .into_iter()
+                .enumerate()
+            {
+                // SAFETY: the window's pixels are inside the h x w plane, and dx.len() >= h w L.
+                unsafe { simd.store(dx.as_mut_ptr().add(o), simd.select(chosen[k], gi, zero)) };
             }
         }
     }

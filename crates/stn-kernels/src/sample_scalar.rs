@@ -9,7 +9,7 @@ use super::coords::{
     cubic_coefficients, cubic_coefficients_grad, in_bounds, pad_coordinate, source_index,
     source_index_forward, to_index, unnormalize,
 };
-use super::grid_sample::SampleShape;
+use crate::sample_shape::SampleShape;
 use crate::{Interpolation, Padding};
 
 /// Normalized sampling coordinates of the output pixels.

@@ -8,18 +8,31 @@ use super::{Isa, MAX_LANES, Simd};
 /// Runs `f` compiled for NEON (everything inlined into it).
 ///
 /// # Safety
-/// Always safe on aarch64 (NEON is part of the baseline); `unsafe` for symmetry with x86.
+/// The CPU must have NEON (a handle proves it: see [`Neon::detect`]).
 #[target_feature(enable = "neon")]
-pub unsafe fn run_neon<R>(f: impl FnOnce() -> R) -> R {
+unsafe fn run_neon<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
 /// NEON: `float32x4_t`, masks `uint32x4_t`.
+///
+/// A handle: a value exists only on a CPU with NEON ([`Neon::detect`] is the one
+/// constructor), which every operation takes as proof.
 #[derive(Clone, Copy, Debug)]
-pub struct Neon;
+pub struct Neon {
+    _detected: (),
+}
 
-// SAFETY (every `unsafe` block below): NEON is available on every aarch64 CPU; pointer
-// arguments are the callers' responsibility as documented on the trait.
+impl Neon {
+    /// The handle, if this CPU has NEON (every aarch64 CPU that runs the usual targets does;
+    /// `None` under Miri).
+    #[inline]
+    pub fn detect() -> Option<Neon> {
+        (!cfg!(miri) && std::arch::is_aarch64_feature_detected!("neon"))
+            .then_some(Neon { _detected: () })
+    }
+}
+
 impl Simd for Neon {
     const ISA: Isa = Isa::Neon;
     const LANES: usize = 4;
@@ -29,113 +42,139 @@ impl Simd for Neon {
     type M = uint32x4_t;
 
     #[inline(always)]
-    fn zero() -> float32x4_t {
-        unsafe { vdupq_n_f32(0.0) }
+    fn vectorize<R>(self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: `self` is a Neon handle, which exists only after NEON was detected.
+        unsafe { run_neon(f) }
     }
     #[inline(always)]
-    fn splat(x: f32) -> float32x4_t {
+    fn splat(self, x: f32) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vdupq_n_f32(x) }
     }
     #[inline(always)]
-    unsafe fn load(p: *const f32) -> float32x4_t {
+    unsafe fn load(self, p: *const f32) -> float32x4_t {
+        // SAFETY: NEON is present (`self`); the caller guarantees 4 readable floats at `p`,
+        // and `vld1q_f32` needs only f32 alignment, which a valid `*const f32` has.
         unsafe { vld1q_f32(p) }
     }
     #[inline(always)]
-    unsafe fn store(p: *mut f32, v: float32x4_t) {
+    unsafe fn store(self, p: *mut f32, v: float32x4_t) {
+        // SAFETY: NEON is present (`self`); the caller guarantees 4 writable floats at `p`,
+        // and `vst1q_f32` needs only f32 alignment.
         unsafe { vst1q_f32(p, v) }
     }
     #[inline(always)]
-    fn add(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+    fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vaddq_f32(a, b) }
     }
     #[inline(always)]
-    fn sub(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+    fn sub(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vsubq_f32(a, b) }
     }
     #[inline(always)]
-    fn mul(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+    fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vmulq_f32(a, b) }
     }
     #[inline(always)]
-    fn mul_add(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+    fn mul_add(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vfmaq_f32(c, a, b) }
     }
     #[inline(always)]
-    fn fused_mul_add(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
-        Self::mul_add(a, b, c)
+    fn fused_mul_add(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        self.mul_add(a, b, c)
     }
     #[inline(always)]
-    fn min(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+    fn min(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // x86's semantics (b unless a < b), which NEON's vminq does not have for NaN.
-        unsafe { vbslq_f32(vcltq_f32(a, b), a, b) }
+        self.select(self.gt(b, a), a, b)
     }
     #[inline(always)]
-    fn max(a: float32x4_t, b: float32x4_t) -> float32x4_t {
-        unsafe { vbslq_f32(vcgtq_f32(a, b), a, b) }
+    fn max(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        self.select(self.gt(a, b), a, b)
     }
     #[inline(always)]
-    fn abs(a: float32x4_t) -> float32x4_t {
+    fn abs(self, a: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vabsq_f32(a) }
     }
     #[inline(always)]
-    fn floor(a: float32x4_t) -> float32x4_t {
+    fn floor(self, a: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vrndmq_f32(a) }
     }
     #[inline(always)]
-    fn eq(a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+    fn eq(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vceqq_f32(a, b) }
     }
     #[inline(always)]
-    fn gt(a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+    fn gt(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vcgtq_f32(a, b) }
     }
     #[inline(always)]
-    fn ge(a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+    fn ge(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vcgeq_f32(a, b) }
     }
     #[inline(always)]
-    fn le(a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+    fn le(self, a: float32x4_t, b: float32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vcleq_f32(a, b) }
     }
     #[inline(always)]
-    fn is_nan(a: float32x4_t) -> uint32x4_t {
+    fn is_nan(self, a: float32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vmvnq_u32(vceqq_f32(a, a)) }
     }
     #[inline(always)]
-    fn select(m: uint32x4_t, t: float32x4_t, f: float32x4_t) -> float32x4_t {
+    fn select(self, m: uint32x4_t, t: float32x4_t, f: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vbslq_f32(m, t, f) }
     }
     #[inline(always)]
-    fn or(a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+    fn or(self, a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vorrq_u32(a, b) }
     }
     #[inline(always)]
-    fn and(a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+    fn and(self, a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vandq_u32(a, b) }
     }
     #[inline(always)]
-    fn andnot(a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+    fn andnot(self, a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
         // vbicq(b, a) = b & !a.
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vbicq_u32(b, a) }
     }
     #[inline(always)]
-    fn all_set() -> uint32x4_t {
+    fn all_set(self) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vdupq_n_u32(u32::MAX) }
     }
     #[inline(always)]
-    fn bits(m: uint32x4_t) -> u32 {
+    fn bits(self, m: uint32x4_t) -> u32 {
+        // SAFETY: NEON is present (`self` is a Neon handle); the one load reads the four u32
+        // of `weights`.
         unsafe {
             let weights: [u32; 4] = [1, 2, 4, 8];
             vaddvq_u32(vandq_u32(m, vld1q_u32(weights.as_ptr())))
         }
     }
     #[inline(always)]
-    fn hsum(a: float32x4_t) -> f32 {
+    fn hsum(self, a: float32x4_t) -> f32 {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vaddvq_f32(a) }
     }
     #[inline(always)]
-    fn to_i32(a: float32x4_t) -> int32x4_t {
+    fn to_i32(self, a: float32x4_t) -> int32x4_t {
         // vcvtq saturates and sends NaN to 0; x86 gives i32::MIN for both.
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe {
             let lim = vdupq_n_f32(2_147_483_648.0);
             let inside = vandq_u32(vcgeq_f32(a, vnegq_f32(lim)), vcltq_f32(a, lim));
@@ -143,36 +182,47 @@ impl Simd for Neon {
         }
     }
     #[inline(always)]
-    fn splat_i(x: i32) -> int32x4_t {
+    fn splat_i(self, x: i32) -> int32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vdupq_n_s32(x) }
     }
     #[inline(always)]
-    fn add_i(a: int32x4_t, b: int32x4_t) -> int32x4_t {
+    fn add_i(self, a: int32x4_t, b: int32x4_t) -> int32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vaddq_s32(a, b) }
     }
     #[inline(always)]
-    fn mul_i(a: int32x4_t, b: int32x4_t) -> int32x4_t {
+    fn mul_i(self, a: int32x4_t, b: int32x4_t) -> int32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vmulq_s32(a, b) }
     }
     #[inline(always)]
-    fn gt_i(a: int32x4_t, b: int32x4_t) -> uint32x4_t {
+    fn gt_i(self, a: int32x4_t, b: int32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vcgtq_s32(a, b) }
     }
     #[inline(always)]
-    unsafe fn store_i(p: *mut i32, v: int32x4_t) {
+    unsafe fn store_i(self, p: *mut i32, v: int32x4_t) {
+        // SAFETY: NEON is present (`self`); the caller guarantees 4 writable i32 at `p`, and
+        // `vst1q_s32` needs only i32 alignment.
         unsafe { vst1q_s32(p, v) }
     }
     #[inline(always)]
-    fn next_lane(a: float32x4_t) -> float32x4_t {
+    fn next_lane(self, a: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is present (`self` is a Neon handle); no memory is accessed.
         unsafe { vextq_f32::<1>(a, vdupq_n_f32(-0.0)) }
     }
     #[inline(always)]
-    unsafe fn load_pairs(p: *const f32) -> (float32x4_t, float32x4_t) {
+    unsafe fn load_pairs(self, p: *const f32) -> (float32x4_t, float32x4_t) {
+        // SAFETY: NEON is present (`self`); the caller guarantees 8 readable floats at `p`,
+        // and `vld2q_f32` needs only f32 alignment.
         let v = unsafe { vld2q_f32(p) };
         (v.0, v.1)
     }
     #[inline(always)]
-    unsafe fn store_pairs(p: *mut f32, a: float32x4_t, b: float32x4_t) {
+    unsafe fn store_pairs(self, p: *mut f32, a: float32x4_t, b: float32x4_t) {
+        // SAFETY: NEON is present (`self`); the caller guarantees 8 writable floats at `p`,
+        // and `vst2q_f32` needs only f32 alignment.
         unsafe { vst2q_f32(p, float32x4x2_t(a, b)) }
     }
 }
