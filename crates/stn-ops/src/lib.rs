@@ -24,6 +24,9 @@ pub mod cpu;
 mod feature_maps;
 pub mod geometry;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
+// `#[cube(launch)]` generates undocumented modules and launch structs beside each documented
+// kernel.
+#[allow(missing_docs)]
 pub mod gpu;
 mod grids;
 pub mod profile;
