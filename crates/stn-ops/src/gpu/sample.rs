@@ -55,6 +55,52 @@ pub fn read_or_zero<F: Float>(t: &Tensor<F>, plane: usize, y: i32, x: i32, h: u3
     v
 }
 
+/// The four pixels around a bilinear sample, (nw, ne, sw, se) = `plane[y0.., x0..]`, 0
+/// outside the plane.
+#[cube]
+pub fn bilinear_corners<F: Float>(
+    t: &Tensor<F>,
+    plane: usize,
+    y0: i32,
+    x0: i32,
+    h: u32,
+    w: u32,
+) -> (F, F, F, F) {
+    (
+        read_or_zero::<F>(t, plane, y0, x0, h, w),
+        read_or_zero::<F>(t, plane, y0, x0 + 1, h, w),
+        read_or_zero::<F>(t, plane, y0 + 1, x0, h, w),
+        read_or_zero::<F>(t, plane, y0 + 1, x0 + 1, h, w),
+    )
+}
+
+/// The weights (nw, ne, sw, se) of the four corners, from the fractions of
+/// [`bilinear_setup`].
+#[cube]
+pub fn bilinear_weights<F: Float>(fx: F, fx1: F, fy: F, fy1: F) -> (F, F, F, F) {
+    (fx1 * fy1, fx * fy1, fx1 * fy, fx * fy)
+}
+
+/// The pixel (x, y) a nearest sample reads: the padded coordinate rounded half to even.
+#[cube]
+pub fn nearest_pixel<F: Float>(ix: F, iy: F) -> (i32, i32) {
+    (
+        to_index::<F>(round_even::<F>(ix)),
+        to_index::<F>(round_even::<F>(iy)),
+    )
+}
+
+/// The four coefficients of one axis of a bicubic sample as an array, indexed by tap.
+#[cube]
+pub fn taps_array<F: Float>(c0: F, c1: F, c2: F, c3: F) -> Array<F> {
+    let mut a = Array::<F>::new(4usize);
+    a[0] = c0;
+    a[1] = c1;
+    a[2] = c2;
+    a[3] = c3;
+    a
+}
+
 /// Bilinear corner and fractions of a padded pixel coordinate: (x0, y0, x - x0, x0 + 1 - x,
 /// y - y0, y0 + 1 - y).
 #[cube]
@@ -122,16 +168,8 @@ pub fn cubic_taps<F: Float>(
     }
     let (cx0, cx1, cx2, cx3) = cubic_coefficients::<F>(tx);
     let (cy0, cy1, cy2, cy3) = cubic_coefficients::<F>(ty);
-    let mut cx = Array::<F>::new(4usize);
-    let mut cy = Array::<F>::new(4usize);
-    cx[0] = cx0;
-    cx[1] = cx1;
-    cx[2] = cx2;
-    cx[3] = cx3;
-    cy[0] = cy0;
-    cy[1] = cy1;
-    cy[2] = cy2;
-    cy[3] = cy3;
+    let cx = taps_array::<F>(cx0, cx1, cx2, cx3);
+    let cy = taps_array::<F>(cy0, cy1, cy2, cy3);
     CubicTaps::<F> {
         xs,
         ys,
@@ -183,21 +221,17 @@ pub fn sample_forward_kernel<F: Float>(
         let ix = source_index_forward::<F>(gx, w_in, padding, align);
         let iy = source_index_forward::<F>(gy, h_in, padding, align);
         let (x0, y0, fx, fx1, fy, fy1) = bilinear_setup::<F>(ix, iy);
-        let (w_nw, w_ne, w_sw, w_se) = (fx1 * fy1, fx * fy1, fx1 * fy, fx * fy);
+        let (w_nw, w_ne, w_sw, w_se) = bilinear_weights::<F>(fx, fx1, fy, fy1);
         for c in 0..channels {
             let plane = (n * channels + c) * plane_in;
-            let nw = read_or_zero::<F>(input, plane, y0, x0, h_in, w_in);
-            let ne = read_or_zero::<F>(input, plane, y0, x0 + 1, h_in, w_in);
-            let sw = read_or_zero::<F>(input, plane, y0 + 1, x0, h_in, w_in);
-            let se = read_or_zero::<F>(input, plane, y0 + 1, x0 + 1, h_in, w_in);
+            let (nw, ne, sw, se) = bilinear_corners::<F>(input, plane, y0, x0, h_in, w_in);
             output[(n * channels + c) * plane_out + p] =
                 nw * w_nw + ne * w_ne + sw * w_sw + se * w_se;
         }
     } else if comptime!(mode == NEAREST) {
         let ix = source_index_forward::<F>(gx, w_in, padding, align);
         let iy = source_index_forward::<F>(gy, h_in, padding, align);
-        let x = to_index::<F>(round_even::<F>(ix));
-        let y = to_index::<F>(round_even::<F>(iy));
+        let (x, y) = nearest_pixel::<F>(ix, iy);
         for c in 0..channels {
             let v = read_or_zero::<F>(input, (n * channels + c) * plane_in, y, x, h_in, w_in);
             output[(n * channels + c) * plane_out + p] = v;

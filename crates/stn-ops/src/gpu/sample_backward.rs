@@ -16,10 +16,12 @@
 use cubecl::prelude::*;
 
 use super::coords::{
-    BICUBIC, BILINEAR, NEAREST, cubic_coefficients_grad, in_bounds, is_inf, is_nan, round_even,
-    source_index, to_index,
+    BICUBIC, BILINEAR, NEAREST, cubic_coefficients_grad, in_bounds, is_inf, is_nan, source_index,
 };
-use super::sample::{bilinear_setup, cubic_taps, offset, point_coords, read_or_zero};
+use super::sample::{
+    bilinear_corners, bilinear_setup, bilinear_weights, cubic_taps, nearest_pixel, offset,
+    point_coords, read_or_zero, taps_array,
+};
 
 /// Units per cube of the theta-gradient reduction. A compile-time constant so that the
 /// reduction tree, and with it the rounding of the result, is the same on every device.
@@ -93,15 +95,15 @@ pub fn input_grad_kernel<F: Float>(
             let (ix, _) = source_index::<F>(gx, w_in, padding, align);
             let (iy, _) = source_index::<F>(gy, h_in, padding, align);
             let (x0, y0, fx, fx1, fy, fy1) = bilinear_setup::<F>(ix, iy);
-            add_if_inside::<F>(target, plane, y0, x0, h_in, w_in, fx1 * fy1 * go);
-            add_if_inside::<F>(target, plane, y0, x0 + 1, h_in, w_in, fx * fy1 * go);
-            add_if_inside::<F>(target, plane, y0 + 1, x0, h_in, w_in, fx1 * fy * go);
-            add_if_inside::<F>(target, plane, y0 + 1, x0 + 1, h_in, w_in, fx * fy * go);
+            let (w_nw, w_ne, w_sw, w_se) = bilinear_weights::<F>(fx, fx1, fy, fy1);
+            add_if_inside::<F>(target, plane, y0, x0, h_in, w_in, w_nw * go);
+            add_if_inside::<F>(target, plane, y0, x0 + 1, h_in, w_in, w_ne * go);
+            add_if_inside::<F>(target, plane, y0 + 1, x0, h_in, w_in, w_sw * go);
+            add_if_inside::<F>(target, plane, y0 + 1, x0 + 1, h_in, w_in, w_se * go);
         } else if comptime!(mode == NEAREST) {
             let (ix, _) = source_index::<F>(gx, w_in, padding, align);
             let (iy, _) = source_index::<F>(gy, h_in, padding, align);
-            let x = to_index::<F>(round_even::<F>(ix));
-            let y = to_index::<F>(round_even::<F>(iy));
+            let (x, y) = nearest_pixel::<F>(ix, iy);
             add_if_inside::<F>(target, plane, y, x, h_in, w_in, go);
         } else if comptime!(mode == BICUBIC) {
             let taps = cubic_taps::<F>(gx, gy, h_in, w_in, padding, align);
@@ -239,10 +241,7 @@ pub fn point_coord_grad<F: Float>(
         for c in 0..channels {
             let go = grad_output[(n * channels + c) * plane_out + p];
             let plane = (n * channels + c) * plane_in;
-            let nw = read_or_zero::<F>(input, plane, y0, x0, h_in, w_in);
-            let ne = read_or_zero::<F>(input, plane, y0, x0 + 1, h_in, w_in);
-            let sw = read_or_zero::<F>(input, plane, y0 + 1, x0, h_in, w_in);
-            let se = read_or_zero::<F>(input, plane, y0 + 1, x0 + 1, h_in, w_in);
+            let (nw, ne, sw, se) = bilinear_corners::<F>(input, plane, y0, x0, h_in, w_in);
             gix += ((ne - nw) * fy1 + (se - sw) * fy) * go;
             giy += ((sw - nw) * fx1 + (se - ne) * fx) * go;
         }
@@ -252,16 +251,8 @@ pub fn point_coord_grad<F: Float>(
         gmy = taps.gmy;
         let (dx0, dx1, dx2, dx3) = cubic_coefficients_grad::<F>(taps.tx);
         let (dy0, dy1, dy2, dy3) = cubic_coefficients_grad::<F>(taps.ty);
-        let mut dx = Array::<F>::new(4usize);
-        let mut dy = Array::<F>::new(4usize);
-        dx[0] = dx0;
-        dx[1] = dx1;
-        dx[2] = dx2;
-        dx[3] = dx3;
-        dy[0] = dy0;
-        dy[1] = dy1;
-        dy[2] = dy2;
-        dy[3] = dy3;
+        let dx = taps_array::<F>(dx0, dx1, dx2, dx3);
+        let dy = taps_array::<F>(dy0, dy1, dy2, dy3);
         // An infinite upstream gradient: shader compilers may factor `go` out of the sum
         // (allowed for non-strict float math), which turns the CPU's NaN (0 x inf, or
         // inf - inf between terms) into an infinity. Such terms are tallied instead, and the
