@@ -3,5 +3,6 @@
 //! - [`table1`]: the paper's Table 1, test errors of CNN and ST-CNNs on distorted MNIST;
 //! - [`throughput`]: images per second of training, evaluation and the ops (`stn bench`).
 
+pub mod shard;
 pub mod table1;
 pub mod throughput;
