@@ -1,8 +1,11 @@
 //! Experiments: runs of the library made to measure something, with their reports.
 //!
 //! - [`table1`]: the paper's Table 1, test errors of CNN and ST-CNNs on distorted MNIST;
+//!   [`grid`]: its cells spread over machines (Slurm job arrays, Kubernetes indexed Jobs), in
+//!   [`shard`]s, and the tables collected from their run folders;
 //! - [`throughput`]: images per second of training, evaluation and the ops (`stn bench`).
 
+pub mod grid;
 pub mod shard;
 pub mod table1;
 pub mod throughput;

@@ -11,18 +11,17 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use burn::module::Module;
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::pictures::WithPictures;
+use super::grid;
 use crate::plots::{ErrorBar, table_figure};
 use stn::atomic_file::write_atomic;
-use stn::data::{Dataset, Distortion, Source};
+use stn::data::{Distortion, Source};
 use stn::model::ModelConfig;
 use stn::optim::SgdConfig;
-use stn::run::{DataSpec, TrainConfig};
-use stn::train::{self, NewRun, Observer, Open, OpenError, Outcome, TrainError, Trainer};
+use stn::run::{DataSpec, Progress, TrainConfig};
+use stn::train::{NewRun, Observer, OpenError, TrainError};
 use stn::transformer::TransformKind;
 
 /// How much training each model gets.
@@ -168,7 +167,7 @@ pub enum ExperimentError {
         /// What failed.
         source: TrainError,
     },
-    /// A run folder could not be opened (never replaced: see [`train::open`]).
+    /// A run folder could not be opened (never replaced: see [`stn::train::open`]).
     #[error(transparent)]
     Open(#[from] OpenError),
     /// A file could not be written.
@@ -182,6 +181,18 @@ pub enum ExperimentError {
     /// Stopped on request; the finished runs and the current run's last epoch are kept.
     #[error("interrupted; run the same command again to continue")]
     Interrupted,
+    /// Cells that another process was training (its lock held, see [`grid`]): left alone.
+    #[error(
+        "{} run folder(s) were being trained by another process and were left alone ({}); \
+         are two shards of different counts, or two experiments, writing this folder? Run \
+         again when the other is done",
+        runs.len(),
+        runs.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    Busy {
+        /// Their run folders.
+        runs: Vec<PathBuf>,
+    },
 }
 
 /// Options of [`run`].
@@ -205,87 +216,83 @@ pub struct Options<'a> {
 }
 
 /// Trains (or resumes, or reuses) every model of the table and writes `table1.md`,
-/// `table1.json` and one picture per dataset into the experiment folder.
+/// `table1.json` and one picture per dataset into the experiment folder: the whole grid as one
+/// shard, then [`grid::collect`] (see [`grid`] for spreading the grid over machines).
 pub fn run(
     opts: Options,
     observer: &mut dyn Observer,
     stop: &AtomicBool,
 ) -> Result<Vec<Cell>, ExperimentError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ExperimentError::Io { path, source }
-    };
-    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
+    grid::run_whole(opts, observer, stop)
+}
+
+/// One model of the table as a training run: what it trains and where.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// The model.
+    pub entry: Entry,
+    /// Its run folder, in the experiment folder.
+    pub dir: PathBuf,
+    /// The network, the recipe and the data: the run the folder must hold.
+    pub run: NewRun,
+}
+
+/// Every model of the table as a run, in the plan's order (dataset by dataset, see [`plan`]):
+/// the cells of the grid that [`grid`] deals to shards.
+pub fn planned_runs(opts: &Options) -> Vec<PlannedRun> {
     let recipe = TrainConfig {
         seed: opts.seed,
         ..opts.budget.recipe()
     };
-    let mut cells = Vec::new();
-    for &dataset in &opts.datasets {
-        let source = Source::Distorted {
-            base: opts.base.clone(),
-            kind: dataset,
-            seed: opts.data_seed,
-        };
-        (opts.log)(&format!("generating {}", source.describe()));
-        let data = source.load()?;
-        let spec = DataSpec::new(source);
-        let mut picture_net = None;
-        for entry in plan(&[dataset]) {
+    plan(&opts.datasets)
+        .into_iter()
+        .map(|entry| {
+            let source = Source::Distorted {
+                base: opts.base.clone(),
+                kind: entry.dataset,
+                seed: opts.data_seed,
+            };
             let dir = opts.out.join(format!(
                 "{}-{}{}",
-                dataset.name(),
+                entry.dataset.name(),
                 entry.model.name(),
                 pad_suffix(&entry.model)
             ));
-            let trainer = train_one(
-                &entry,
-                &recipe,
-                &spec,
-                &data,
-                &dir,
-                &opts.device,
-                observer,
-                stop,
-                opts.log,
-            )?;
-            let m = trainer.progress().metrics.last().cloned();
-            let secs = trainer
-                .progress()
-                .metrics
-                .iter()
-                .map(|m| m.train_seconds)
-                .sum();
-            if let Some(m) = m {
-                cells.push(Cell {
-                    dataset: dataset.name().to_string(),
-                    label: entry.label.to_string(),
-                    test_error: 100.0 * (1.0 - m.test_accuracy),
-                    epochs: m.epoch,
-                    train_seconds: secs,
-                    run: dir.clone(),
-                });
-                (opts.log)(&format!(
-                    "{} {}: test error {:.2}% after {} epochs",
-                    dataset.name().to_uppercase(),
-                    entry.label,
-                    100.0 * (1.0 - m.test_accuracy),
-                    m.epoch
-                ));
-            }
-            if entry.label == "ST-CNN affine" {
-                picture_net = Some(trainer.net.valid());
-            }
-        }
-        if let Some(net) = picture_net {
-            let path = opts.out.join(format!("{}.png", dataset.name()));
-            crate::report::transformed_digits(&net, &data.test, 64)
-                .save_png(&path)
-                .map_err(io(&path))?;
-        }
-        write_reports(&opts.out, opts.budget, &cells)?;
+            let run = NewRun {
+                model: entry.model.clone(),
+                config: recipe.clone(),
+                data: DataSpec::new(source),
+            };
+            PlannedRun { entry, dir, run }
+        })
+        .collect()
+}
+
+/// Whether the network of `planned` draws its dataset's picture of transformed test digits
+/// (`<dataset>.png` in the experiment folder, see [`picture_path`]).
+pub fn draws_picture(planned: &PlannedRun) -> bool {
+    planned.entry.label == "ST-CNN affine"
+}
+
+/// The picture of transformed test digits of `dataset` in the experiment folder `out`.
+pub fn picture_path(out: &Path, dataset: Distortion) -> PathBuf {
+    out.join(format!("{}.png", dataset.name()))
+}
+
+impl Cell {
+    /// The result of the run `planned` as far as `progress` (its run's) goes; `None` before its
+    /// first epoch.
+    pub fn of(planned: &PlannedRun, progress: &Progress) -> Option<Cell> {
+        let m = progress.metrics.last()?;
+        Some(Cell {
+            dataset: planned.entry.dataset.name().to_string(),
+            label: planned.entry.label.to_string(),
+            test_error: 100.0 * (1.0 - m.test_accuracy),
+            epochs: m.epoch,
+            train_seconds: progress.metrics.iter().map(|m| m.train_seconds).sum(),
+            run: planned.dir.clone(),
+        })
     }
-    Ok(cells)
 }
 
 fn pad_suffix(m: &ModelConfig) -> &'static str {
@@ -294,48 +301,6 @@ fn pad_suffix(m: &ModelConfig) -> &'static str {
     } else {
         ""
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn train_one(
-    entry: &Entry,
-    recipe: &TrainConfig,
-    spec: &DataSpec,
-    data: &Dataset,
-    dir: &Path,
-    device: &Device,
-    observer: &mut dyn Observer,
-    stop: &AtomicBool,
-    log: &mut dyn FnMut(&str),
-) -> Result<Trainer, ExperimentError> {
-    let fail = |source| ExperimentError::Train {
-        run: dir.display().to_string(),
-        source,
-    };
-    let run = NewRun {
-        model: entry.model.clone(),
-        config: recipe.clone(),
-        data: spec.clone(),
-    };
-    let (mut trainer, _) = train::open(dir, Open::ResumeOrNew(run), device)?;
-    let done = trainer.progress().epochs_done;
-    if done < recipe.epochs {
-        log(&format!(
-            "{} {} ({}): epochs {}..{} -> {}",
-            entry.dataset.name().to_uppercase(),
-            entry.label,
-            entry.model.name(),
-            done + 1,
-            recipe.epochs,
-            dir.display()
-        ));
-        let mut observer = WithPictures::new(dir, &data.test, done, observer);
-        match trainer.run(data, &mut observer, stop).map_err(fail)? {
-            Outcome::Completed => {}
-            Outcome::Interrupted { .. } => return Err(ExperimentError::Interrupted),
-        }
-    }
-    Ok(trainer)
 }
 
 /// Writes `table1.md` (ours beside the paper's), `table1.json` and `table1.png`.

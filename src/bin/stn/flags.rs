@@ -12,6 +12,7 @@ use stn::device::DeviceKind;
 use stn::optim::SgdConfig;
 use stn::run::{DataSpec, TrainConfig};
 use stn::transformer::TransformKind;
+use stn_cli::experiment::shard::Shard;
 use stn_cli::experiment::table1::Budget;
 
 #[derive(Parser)]
@@ -178,6 +179,24 @@ pub struct ExperimentArgs {
     /// Experiment folder; running again continues where it stopped.
     #[arg(long, value_name = "DIR", default_value = "runs/table1")]
     pub out: PathBuf,
+    /// Train only shard I of N (from 0): the cells k with k % N == I, in the plan's order
+    /// (see --list). Without it, from a Slurm job array (SLURM_ARRAY_TASK_ID, _MIN, _COUNT) or
+    /// a Kubernetes indexed Job (JOB_COMPLETION_INDEX with STN_SHARD_COUNT), else all cells. A
+    /// shard writes no table: run --collect when all are done (docs/cluster.md).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Train nothing: read every cell's run folder and write the tables from the finished
+    /// cells, listing the others (exit status 0 if a table was written).
+    #[arg(long, conflicts_with_all = ["shard", "list"])]
+    pub collect: bool,
+    /// With --collect: exit with status 1 if a cell is not finished (the tables of the
+    /// finished ones are still written).
+    #[arg(long, requires = "collect")]
+    pub require_all: bool,
+    /// Train nothing: list the cells (of --shard's shard if given) with their run folders and
+    /// how far each is.
+    #[arg(long)]
+    pub list: bool,
     /// Only these datasets (comma-separated) [default: r,rts,p,e,tc].
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_distortion)]
     pub datasets: Vec<Distortion>,
@@ -465,6 +484,11 @@ fn parse_device(s: &str) -> Result<DeviceKind, String> {
 
 fn parse_budget(s: &str) -> Result<Budget, String> {
     Budget::parse(s).ok_or_else(|| format!("unknown budget '{s}': expected quick or full"))
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse()
+        .map_err(|e: stn_cli::experiment::shard::ShardError| e.to_string())
 }
 
 impl DataArgs {

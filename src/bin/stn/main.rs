@@ -18,7 +18,8 @@ use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
 use stn::run::DataSpec;
 use stn::train;
-use stn_cli::experiment::{table1, throughput};
+use stn_cli::experiment::shard::{Origin, Shard};
+use stn_cli::experiment::{grid, table1, throughput};
 use stn_cli::predict::{Predictor, classify_files};
 
 fn main() -> ExitCode {
@@ -215,11 +216,17 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
     } else {
         a.datasets.clone()
     };
+    // A collect reads every cell, whatever shard the environment names.
+    let (shard, origin) = if a.collect {
+        (Shard::WHOLE, Origin::Whole)
+    } else {
+        Shard::resolve_env(a.shard).map_err(|e| usage(e.to_string()))?
+    };
     let stop = interrupt_flag();
     let mut console = Console::new(0);
     console.quiet = true;
     let mut log = |m: &str| println!("{m}");
-    let opts = table1::Options {
+    let mut opts = table1::Options {
         budget: a.budget,
         base: a.data.unwrap_or_else(vendored_mnist_dir),
         out: a.out.clone(),
@@ -229,8 +236,23 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
         device,
         log: &mut log,
     };
-    match table1::run(opts, &mut console, &stop) {
-        Ok(cells) => {
+    if a.list {
+        list_cells(&opts, shard);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.collect {
+        return collect(&mut opts, a.require_all);
+    }
+    let result = if shard.is_whole() {
+        table1::run(opts, &mut console, &stop).map(Some)
+    } else {
+        grid::train_shard(&mut opts, shard, &mut console, &stop).map(|cells| {
+            shard_summary(shard, origin, &cells);
+            None
+        })
+    };
+    match result {
+        Ok(Some(cells)) => {
             println!("\n{}", table1::markdown(a.budget, &cells));
             println!(
                 "wrote {}/table1.md, table1.json, table1.png and one picture per dataset",
@@ -238,6 +260,7 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Ok(None) => Ok(ExitCode::SUCCESS),
         Err(table1::ExperimentError::Interrupted) => {
             eprintln!(
                 "stopped; finished runs are kept in {}; run the same command again to continue",
@@ -247,6 +270,99 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `--list`: the planned cells (of `shard`) and where each stands.
+fn list_cells(opts: &table1::Options, shard: Shard) {
+    let planned = table1::planned_runs(opts);
+    println!("cell\tshard\tdataset\tmodel\trun\tstate");
+    for s in grid::survey(&planned) {
+        if !shard.owns(s.index) {
+            continue;
+        }
+        println!(
+            "{}\t{}/{}\t{}\t{}\t{}\t{}",
+            s.index,
+            Shard::owner(s.index, shard.count),
+            shard.count,
+            s.planned.entry.dataset.name(),
+            s.planned.entry.label,
+            s.planned.dir.display(),
+            s.state.describe()
+        );
+    }
+}
+
+/// `--collect`: the tables from the finished cells, and the list of the others.
+fn collect(opts: &mut table1::Options, require_all: bool) -> Result<ExitCode> {
+    let c = grid::collect(opts)?;
+    if c.wrote {
+        println!("{}", table1::markdown(opts.budget, &c.cells));
+    }
+    if !c.missing.is_empty() {
+        println!(
+            "missing: {} of the {} cells are not finished:",
+            c.missing.len(),
+            c.planned
+        );
+        for s in &c.missing {
+            println!(
+                "  cell {} {} {} ({}): {}",
+                s.index,
+                s.planned.entry.dataset.name().to_uppercase(),
+                s.planned.entry.label,
+                s.planned.dir.display(),
+                s.state.describe()
+            );
+        }
+    }
+    if !c.wrote {
+        anyhow::bail!(
+            "no cell of the {} planned is finished in {}: no table written",
+            c.planned,
+            opts.out.display()
+        );
+    }
+    println!(
+        "wrote {}/table1.md, table1.json and table1.png from {} of the {} cells",
+        opts.out.display(),
+        c.cells.len(),
+        c.planned
+    );
+    if require_all && !c.missing.is_empty() {
+        anyhow::bail!(
+            "--require-all: {} of the {} cells are not finished (listed above)",
+            c.missing.len(),
+            c.planned
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a shard did, cell by cell.
+fn shard_summary(shard: Shard, origin: Origin, cells: &[grid::ShardCell]) {
+    println!(
+        "\nshard {shard} (from {origin}): {} cell{}",
+        cells.len(),
+        if cells.len() == 1 { "" } else { "s" }
+    );
+    for c in cells {
+        let what = match c.trained {
+            grid::Trained::Epochs { first, last } => format!("trained epochs {first}..{last}"),
+            grid::Trained::AlreadyFinished => "already finished".to_string(),
+        };
+        println!(
+            "  cell {} {} {} ({}): {what}",
+            c.index,
+            c.planned.entry.dataset.name().to_uppercase(),
+            c.planned.entry.label,
+            c.planned.dir.display()
+        );
+    }
+    println!(
+        "a shard writes no table: when every shard is done, run the same command with \
+         --collect (and without --shard) for table1.md, table1.json and table1.png"
+    );
 }
 
 fn predict(a: PredictArgs) -> Result<ExitCode> {
