@@ -33,15 +33,34 @@ pub enum Budget {
     /// 60 epochs per model, learning rate divided by 10 every 20 epochs: the paper's schedule
     /// (SGD with step decay) at a length a CPU can manage in a day.
     Full,
+    /// 1 epoch per model on the first [`SMOKE_TRAIN`] training and [`SMOKE_TEST`] test images
+    /// of each dataset: the whole pipeline (plan, training, reports) in a minute or two, for
+    /// tests. Its errors mean nothing.
+    Smoke,
 }
 
+/// Training images per dataset of the `smoke` budget.
+pub const SMOKE_TRAIN: usize = 2000;
+/// Test images per dataset of the `smoke` budget.
+pub const SMOKE_TEST: usize = 500;
+
 impl Budget {
-    /// The budget named `s` ("quick" or "full", case-insensitive).
+    /// The budget named `s` ("quick", "full" or "smoke", case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "quick" => Some(Self::Quick),
             "full" => Some(Self::Full),
+            "smoke" => Some(Self::Smoke),
             _ => None,
+        }
+    }
+
+    /// How many training and test images of each dataset the models see (`None`: all), the
+    /// first ones of the generated dataset.
+    pub fn data_limits(self) -> (Option<usize>, Option<usize>) {
+        match self {
+            Budget::Smoke => (Some(SMOKE_TRAIN), Some(SMOKE_TEST)),
+            Budget::Quick | Budget::Full => (None, None),
         }
     }
 
@@ -50,6 +69,7 @@ impl Budget {
         let (epochs, lr_step) = match self {
             Budget::Quick => (10, Some(7)),
             Budget::Full => (60, Some(20)),
+            Budget::Smoke => (1, None),
         };
         TrainConfig {
             epochs,
@@ -244,6 +264,7 @@ pub fn planned_runs(opts: &Options) -> Vec<PlannedRun> {
         seed: opts.seed,
         ..opts.budget.recipe()
     };
+    let (limit_train, limit_test) = opts.budget.data_limits();
     plan(&opts.datasets)
         .into_iter()
         .map(|entry| {
@@ -261,7 +282,11 @@ pub fn planned_runs(opts: &Options) -> Vec<PlannedRun> {
             let run = NewRun {
                 model: entry.model.clone(),
                 config: recipe.clone(),
-                data: DataSpec::new(source),
+                data: DataSpec {
+                    limit_train,
+                    limit_test,
+                    ..DataSpec::new(source)
+                },
             };
             PlannedRun { entry, dir, run }
         })

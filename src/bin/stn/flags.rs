@@ -173,8 +173,8 @@ pub struct ExperimentArgs {
     /// Which experiment (table1: CNN vs ST-CNN on distorted MNIST).
     #[arg(value_enum)]
     pub which: ExperimentWhich,
-    /// Training budget per model.
-    #[arg(long, value_name = "quick|full", default_value = "quick", value_parser = parse_budget)]
+    /// Training budget per model (smoke: 1 epoch on 2000 images per dataset, for tests).
+    #[arg(long, value_name = "quick|full|smoke", default_value = "quick", value_parser = parse_budget)]
     pub budget: Budget,
     /// Experiment folder; running again continues where it stopped.
     #[arg(long, value_name = "DIR", default_value = "runs/table1")]
@@ -483,7 +483,7 @@ fn parse_device(s: &str) -> Result<DeviceKind, String> {
 }
 
 fn parse_budget(s: &str) -> Result<Budget, String> {
-    Budget::parse(s).ok_or_else(|| format!("unknown budget '{s}': expected quick or full"))
+    Budget::parse(s).ok_or_else(|| format!("unknown budget '{s}': expected quick, full or smoke"))
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {
