@@ -289,3 +289,49 @@ fn bad_shards_are_usage_errors() {
     }
     assert!(!out.exists(), "nothing written by a bad command");
 }
+
+#[test]
+fn a_cell_locked_by_another_process_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = Grid {
+        base: tmp.path().join("digits"),
+    };
+    small_base(&grid.base);
+    let out = tmp.path().join("out");
+    // This process trains cell 2 (as far as the lock says).
+    std::fs::create_dir_all(out.join(".locks")).unwrap();
+    let held = std::fs::File::create(out.join(".locks/r-st-projective.lock")).unwrap();
+    held.lock().unwrap();
+
+    let o = grid.run(&out, &["--shard", "0/2"], &[]);
+    fails(
+        &o,
+        1,
+        "1 run folder(s) were being trained by another process",
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(stderr.contains("r-st-projective"), "{stderr}");
+    assert!(
+        stdout.contains("cell 2 R ST-CNN projective: being trained by another process"),
+        "{stdout}"
+    );
+    assert!(
+        out.join("r-cnn/checkpoint.stn").exists(),
+        "the other cell is trained"
+    );
+    assert!(
+        !out.join("r-st-projective").exists(),
+        "the locked one is not touched"
+    );
+
+    held.unlock().unwrap();
+    let again = ok(grid.run(&out, &["--shard", "0/2"], &[]));
+    assert!(
+        again.contains("cell 0 R CNN (") && again.contains("already finished"),
+        "{again}"
+    );
+    assert!(
+        again.contains("cell 2 R ST-CNN projective (") && again.contains("trained epochs 1..1"),
+        "{again}"
+    );
+}
