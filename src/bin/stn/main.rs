@@ -11,11 +11,12 @@ use clap::Parser;
 
 use console::{Console, describe, interrupt_flag, usage};
 use flags::{
-    BenchArgs, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs, ExperimentWhich,
-    PredictArgs, ServeArgs, VisualizeArgs,
+    BenchArgs, BenchNet, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs,
+    ExperimentWhich, PredictArgs, ServeArgs, VisualizeArgs,
 };
 use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
+use stn::model::ModelConfig;
 use stn::run::DataSpec;
 use stn::train;
 use stn_cli::experiment::{table1, throughput};
@@ -139,7 +140,16 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     let results = match a.what {
         BenchWhat::Train => {
             let batch_size = a.batch_size.unwrap_or(64);
+            let (name, model) = match a.net {
+                BenchNet::Tutorial => ("train", ModelConfig::tutorial()),
+                BenchNet::PaperCnn => ("train paper-cnn", table1::paper_model("CNN")),
+                BenchNet::PaperStCnn => {
+                    ("train paper-st-cnn", table1::paper_model("ST-CNN affine"))
+                }
+            };
             vec![throughput::train(
+                name,
+                &model,
                 &load()?,
                 a.batches,
                 a.warmup,
@@ -231,6 +241,10 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
     };
     match table1::run(opts, &mut console, &stop) {
         Ok(cells) => {
+            if let Some(path) = &a.json {
+                table1::publish(path, &cells)?;
+                println!("merged {} results into {}", cells.len(), path.display());
+            }
             println!("\n{}", table1::markdown(a.budget, &cells));
             println!(
                 "wrote {}/table1.md, table1.json, table1.png and one picture per dataset",
