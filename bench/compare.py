@@ -8,6 +8,7 @@ faster PyTorch loop.
     python3 bench/compare.py ops              # affine_grid + grid_sample fwd+bwd
     python3 bench/compare.py all --rounds 5 --markdown
     python3 bench/compare.py train --no-stn   # the PyTorch peers only
+    python3 bench/compare.py train --net paper-cnn --batch-size 256 --batches 40   # the paper's CNN
 
 Peers: `bench/torch_bench.py` (PyTorch's fastest eager loop for the recipe; see bench/PEER.md)
 for train, eval and ops, and for train also `bench/torch_reference.py`'s own loop (the seed
@@ -82,6 +83,9 @@ def main():
     p.add_argument("--stn", default=os.path.join(ROOT, "target", "release", "stn"))
     p.add_argument("--data", default=os.path.join(ROOT, "data", "mnist"))
     p.add_argument("--no-reference", action="store_true", help="train: skip torch_reference.py")
+    p.add_argument("--net", choices=["tutorial", "paper-cnn", "paper-st-cnn"], default="tutorial",
+                   help="train: the network (the paper's use --batch-size 256; no torch_reference peer)")
+    p.add_argument("--batch-size", type=int, default=0, help="train/eval batch size (0: each side's default)")
     p.add_argument("--no-stn", action="store_true", help="time the PyTorch peers only")
     p.add_argument("--markdown", action="store_true", help="print a table for BENCHMARKS.md")
     a = p.parse_args()
@@ -90,11 +94,17 @@ def main():
     rows = []
     for what in whats:
         sides = []
+        extra_args = []
+        if what == "train" and a.net != "tutorial":
+            extra_args += ["--net", a.net]
+        if a.batch_size:
+            extra_args += ["--batch-size", str(a.batch_size)]
         if not a.no_stn:
-            sides.append(("stn", [a.stn, "bench", what, "--json", "--batches", str(a.batches)] + threads, run))
+            sides.append(("stn", [a.stn, "bench", what, "--json", "--batches", str(a.batches)]
+                          + threads + extra_args, run))
         sides.append(("torch_bench", [a.python, "bench/torch_bench.py", what, "--data", a.data,
-                                      "--batches", str(a.batches)] + threads, run))
-        if what == "train" and not a.no_reference:
+                                      "--batches", str(a.batches)] + threads + extra_args, run))
+        if what == "train" and not a.no_reference and not extra_args:
             sides.append(("torch_reference", [a.python, "bench/torch_reference.py", "--data", a.data,
                                               "--epochs", "1", "--max-batches", str(a.batches)] + threads,
                           lambda cmd: [reference_result(run(cmd), a.batches)]))

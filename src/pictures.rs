@@ -103,7 +103,7 @@ impl RunPictures {
         if net.transformer.is_none() || self.count == 0 {
             return Ok(());
         }
-        let device = net.conv1.weight.val().device();
+        let device = net.device();
         let [h, w] = self.size;
         let x = Tensor::<4>::from_data(
             TensorData::new(self.digits.clone(), [self.count, 1, h, w]),

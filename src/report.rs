@@ -193,7 +193,7 @@ pub fn transformed_digits(
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let idx: Vec<usize> = (0..count).collect();
     set.gather(&idx, &lut, &mut images, &mut labels);
-    let device = net.conv1.weight.val().device();
+    let device = net.device();
     let x = Tensor::<4>::from_data(
         TensorData::new(images.clone(), [count, 1, set.rows, set.cols]),
         &device,

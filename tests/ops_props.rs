@@ -402,6 +402,10 @@ fn fused_convolution_matches_stock_convolution() {
             (1, 1, 5, 5, 1, 2),
             (4, 5, 10, 8, 6, 4),
             (3, 3, 8, 9, 5, 6),
+            (3, 2, 12, 11, 6, 8),
+            // The paper CNN's first layer (9x9) on a padded input, and a 20-filter layer.
+            (5, 1, 16, 15, 9, 9),
+            (2, 16, 13, 12, 20, 7),
         ];
         for (n, c, h, w, o, k) in shapes {
             let x = random(&[n, c, h, w], &mut rng, -1.0, 1.0);

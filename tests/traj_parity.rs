@@ -236,7 +236,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
 }
 
 fn check_state(what: &str, net: &Net, want: &BTreeMap<String, Fx>, tol: f64) {
-    let device = net.conv1.weight.val().device();
+    let device = net.device();
     let got = params_f64(net, &device);
     for (name, fx) in want {
         assert_rel(&format!("{what}: {name}"), &got[name], &fx.data, tol);
@@ -281,7 +281,7 @@ fn impl_yardsticks(run: &Run) -> [&OtherImpl; 2] {
 /// largest magnitude) of PyTorch's, or within [`STEP1_FACTOR`] times PyTorch's distance from its
 /// other implementations.
 fn check_step1(run: &Run, net: &Net, want: &BTreeMap<String, Fx>) {
-    let device = net.conv1.weight.val().device();
+    let device = net.device();
     let got = params_f64(net, &device);
     let yardsticks = impl_yardsticks(run);
     assert_eq!(want.len(), got.len(), "{}: parameter count", run.name);

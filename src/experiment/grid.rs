@@ -7,7 +7,7 @@
 //! folder of the shared experiment folder, opened as [`train::open`] opens it: resumed where it
 //! stopped, never replaced. A shard generates only the datasets its cells need, trains its
 //! cells, draws a dataset's picture if it holds the cell that draws it
-//! ([`draws_picture`]), and writes no table: [`collect`] does, from whatever cells are
+//! ([`PlannedRun::draws_picture`]), and writes no table: [`collect`] does, from whatever cells are
 //! finished (every epoch of the budget done), and says which are not. The unsharded experiment
 //! ([`run_whole`]) is the whole grid as one shard, then [`collect`].
 //!
@@ -17,6 +17,7 @@
 //! arrays on the same folder, a shard count changed half way) never write one run folder at
 //! once. File systems without locks only lose this safety net.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -25,7 +26,7 @@ use burn::module::Module;
 
 use super::shard::Shard;
 use super::table1::{
-    Cell, ExperimentError, Options, PlannedRun, draws_picture, picture_path, planned_runs,
+    Cell, ExperimentError, FreshDistortions, Options, PlannedRun, picture_path, planned_runs,
     write_reports,
 };
 use crate::pictures::WithPictures;
@@ -33,6 +34,14 @@ use stn::checkpoint::Checkpoint;
 use stn::data::{Dataset, Distortion};
 use stn::run::CHECKPOINT_FILE;
 use stn::train::{self, Observer, Open, Outcome, Trainer};
+
+/// The data of the dataset being trained: as generated (and limited), and for budgets that
+/// distort the training digits afresh every epoch, the source digits to redraw them from.
+struct Data {
+    dataset: Distortion,
+    data: Dataset,
+    fresh: Option<FreshDistortions>,
+}
 
 /// Folder of the cells' lock files, in the experiment folder.
 pub const LOCKS_DIR: &str = ".locks";
@@ -150,10 +159,10 @@ pub fn train_shard(
     let mut done = Vec::new();
     let mut busy = Vec::new();
     // Plan order is dataset by dataset: one dataset's cells are neighbours in `mine`.
-    let mut data: Option<(Distortion, Dataset)> = None;
+    let mut data: Option<Data> = None;
     for &k in &mine {
         let p = &planned[k];
-        if data.as_ref().is_some_and(|(d, _)| *d != p.entry.dataset) {
+        if data.as_ref().is_some_and(|d| d.dataset != p.entry.dataset) {
             data = None;
         }
         let Some(_lock) = lock(&opts.out, p, opts.log)? else {
@@ -170,7 +179,7 @@ pub fn train_shard(
         let first = trainer.progress().epochs_done + 1;
         let last = p.run.config.epochs;
         let trained = if first <= last {
-            let data = dataset(&mut data, p, opts.log)?;
+            let data = dataset(&mut data, p, (&opts.base, opts.data_seed), opts.log)?;
             train_cell(k, p, &mut trainer, data, observer, stop, opts.log)?;
             Trained::Epochs { first, last }
         } else {
@@ -178,16 +187,19 @@ pub fn train_shard(
         };
         if let Some(cell) = Cell::of(p, trainer.progress()) {
             (opts.log)(&format!(
-                "{} {}: test error {:.2}% after {} epochs",
+                "{} {} (seed {}): test error {:.2}% after {} epochs",
                 p.entry.dataset.name().to_uppercase(),
                 p.entry.label,
-                cell.test_error,
+                p.entry.seed,
+                cell.error,
                 cell.epochs
             ));
         }
         let picture = picture_path(&opts.out, p.entry.dataset);
-        if draws_picture(p) && (trained != Trained::AlreadyFinished || !picture.exists()) {
-            let test = &dataset(&mut data, p, opts.log)?.test;
+        if p.draws_picture && (trained != Trained::AlreadyFinished || !picture.exists()) {
+            let test = &dataset(&mut data, p, (&opts.base, opts.data_seed), opts.log)?
+                .data
+                .test;
             crate::report::transformed_digits(&trainer.net.valid(), test, PICTURE_DIGITS)
                 .save_png(&picture)
                 .map_err(|source| ExperimentError::Io {
@@ -208,41 +220,64 @@ pub fn train_shard(
     }
 }
 
-/// The data of `p`'s dataset, generated on first need (one dataset at a time is kept).
+/// The data of `p`'s dataset, generated on first need (one dataset at a time is kept);
+/// `base` is the folder of the source digits, `data_seed` the datasets' seed.
 fn dataset<'d>(
-    data: &'d mut Option<(Distortion, Dataset)>,
+    data: &'d mut Option<Data>,
     p: &PlannedRun,
+    (base, data_seed): (&Path, u64),
     log: &mut dyn FnMut(&str),
-) -> Result<&'d Dataset, ExperimentError> {
+) -> Result<&'d Data, ExperimentError> {
     if data.is_none() {
         log(&format!("generating {}", p.run.data.source.describe()));
-        *data = Some((p.entry.dataset, p.run.data.load()?));
+        let generated = p.run.data.load()?;
+        let fresh = if p.budget.fresh_distortions() {
+            Some(FreshDistortions {
+                base: stn::data::mnist::load_dir(base)?.train,
+                kind: p.entry.dataset,
+                seed: data_seed,
+            })
+        } else {
+            None
+        };
+        *data = Some(Data {
+            dataset: p.entry.dataset,
+            data: generated,
+            fresh,
+        });
     }
-    Ok(&data.as_ref().expect("just loaded").1)
+    Ok(data.as_ref().expect("just loaded"))
 }
 
 fn train_cell(
     k: usize,
     p: &PlannedRun,
     trainer: &mut Trainer,
-    data: &Dataset,
+    data: &Data,
     observer: &mut dyn Observer,
     stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
 ) -> Result<(), ExperimentError> {
     let done = trainer.progress().epochs_done;
     log(&format!(
-        "cell {k} {} {} ({}): epochs {}..{} -> {}",
+        "cell {k} {} {} ({}, {} parameters, seed {}): epochs {}..{} -> {}",
         p.entry.dataset.name().to_uppercase(),
         p.entry.label,
         p.entry.model.name(),
+        p.entry.model.parameter_count(),
+        p.entry.seed,
         done + 1,
         p.run.config.epochs,
         p.dir.display()
     ));
-    let mut observer = WithPictures::new(&p.dir, &data.test, done, observer);
+    let mut observer = WithPictures::new(&p.dir, &data.data.test, done, observer);
+    // Epoch e's training images: the generated ones, or (fresh distortions) redrawn.
+    let train = |epoch: usize| match &data.fresh {
+        Some(f) => f.epoch(epoch, &data.data.train),
+        None => Cow::Borrowed(&data.data.train),
+    };
     match trainer
-        .run(data, &mut observer, stop)
+        .run_with(&train, &data.data.test, &mut observer, stop)
         .map_err(|source| ExperimentError::Train {
             run: p.dir.display().to_string(),
             source,

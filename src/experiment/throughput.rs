@@ -144,9 +144,12 @@ fn sync(device: &Device) {
         .expect("stn bench: the device failed while running the benchmark");
 }
 
-/// Trains the tutorial network for `warmup` then `batches` timed mini-batches of `batch_size`
-/// (SGD lr 0.01), through [`Trainer::train_steps`], the path `stn train` uses.
+/// Trains the network `model` for `warmup` then `batches` timed mini-batches of `batch_size`
+/// (SGD lr 0.01), through [`Trainer::train_steps`], the path `stn train` uses; the result is
+/// called `name`.
 pub fn train(
+    name: &str,
+    model: &ModelConfig,
     data: &Dataset,
     batches: usize,
     warmup: usize,
@@ -158,13 +161,7 @@ pub fn train(
         ..TrainConfig::default()
     };
     let spec = DataSpec::new(stn::data::Source::Folder(Path::new(".").to_path_buf()));
-    let mut trainer = Trainer::new(
-        &ModelConfig::tutorial(),
-        config,
-        spec,
-        device,
-        Path::new("."),
-    );
+    let mut trainer = Trainer::new(model, config, spec, device, Path::new("."));
     let mut rng = Rng::new(7);
     let n = data.train.len();
     let order: Vec<usize> = (0..(warmup + batches) * batch_size)
@@ -180,13 +177,7 @@ pub fn train(
     trainer.train_steps(&data.train, timed, &mut rng, &mut Silent, &stop)?;
     sync(device);
     let elapsed = started.elapsed();
-    Ok(result(
-        "train",
-        timed.len(),
-        elapsed,
-        device,
-        warmup_seconds,
-    ))
+    Ok(result(name, timed.len(), elapsed, device, warmup_seconds))
 }
 
 /// Evaluates the tutorial network on the whole test set (after one warm-up pass over

@@ -153,7 +153,7 @@ impl Predictor {
         if h < preprocess::SIDE || w < preprocess::SIDE {
             return Err(PredictorError::InputTooSmall { h, w });
         }
-        let device = net.conv1.weight.val().device();
+        let device = net.device();
         Ok(Self { net, device })
     }
 

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use crate::simd::{Isa, Simd, dispatch};
 
 /// Largest kernel side the weight-gradient kernel is specialized for.
-pub const MAX_K: usize = 7;
+pub const MAX_K: usize = 9;
 
 /// Geometry of a valid, stride-1 convolution on blocked tensors of path `isa`: input
 /// [nb, c, h, w, lanes], kernel [o, c, k, k].
@@ -406,7 +406,7 @@ fn wgrad_dispatch<S: Simd>(
             }
         };
     }
-    sides!(1, 2, 3, 4, 5, 6, 7)
+    sides!(1, 2, 3, 4, 5, 6, 7, 8, 9)
 }
 
 /// `dw[o0 + b][ci][ky][kx]` for b < NB: products of the output gradient and the shifted input,

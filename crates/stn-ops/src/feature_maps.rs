@@ -1,6 +1,7 @@
 //! Images inside a stack of convolutions, in whatever layout the backend's kernels prefer.
 
 use burn::tensor::Tensor;
+use burn::tensor::ops::PadMode;
 
 use super::{conv2d_pool_relu_blocked, from_blocked, to_blocked};
 
@@ -30,6 +31,21 @@ impl FeatureMaps {
     /// Back to images `[N, C, H, W]`.
     pub fn into_images(self) -> Tensor<4> {
         from_blocked(self.data, self.images)
+    }
+
+    /// The images zero-padded by `pad` pixels on every side (a "same" convolution's input).
+    pub fn pad(self, pad: usize) -> Self {
+        if pad == 0 {
+            return self;
+        }
+        // [blocks, C, H, W, lanes]: pad H and W, not the lanes.
+        let data = self
+            .data
+            .pad([(pad, pad), (pad, pad), (0, 0)], PadMode::Constant(0.0));
+        Self {
+            data,
+            images: self.images,
+        }
     }
 
     /// `relu(max_pool2d(conv2d(x, weight, bias), 2))`, in one fused pass where the backend

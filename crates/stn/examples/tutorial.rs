@@ -146,7 +146,7 @@ fn visualize_stn(net: &Net, test: &ImageSet, path: &PathBuf) -> Result<(), Strin
     let idx: Vec<usize> = (0..count).collect();
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     test.gather(&idx, &lut, &mut images, &mut labels);
-    let device = net.conv1.weight.val().device();
+    let device = net.device();
     let x = Tensor::<4>::from_data(
         TensorData::new(images.clone(), [count, 1, side, side]),
         &device,

@@ -173,9 +173,15 @@ pub struct ExperimentArgs {
     /// Which experiment (table1: CNN vs ST-CNN on distorted MNIST).
     #[arg(value_enum)]
     pub which: ExperimentWhich,
-    /// Training budget per model (smoke: 1 epoch on 2000 images per dataset, for tests).
-    #[arg(long, value_name = "quick|full|smoke", default_value = "quick", value_parser = parse_budget)]
+    /// Training budget: quick / full (the tutorial's network, 10 / 60 epochs), cpu (the
+    /// paper's networks, about 2 hours on 2 cores), paper (the paper's 150k iterations, 3 seeds),
+    /// smoke (quick's models, 1 epoch on 2000 images per dataset: for tests).
+    #[arg(long, value_name = "quick|full|cpu|paper|smoke", default_value = "quick", value_parser = parse_budget)]
     pub budget: Budget,
+    /// Also merge the results into this JSON list (e.g. docs/paper/table1.json), replacing
+    /// the entries of the same budget (a shard ignores it: the collect merges).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     /// Experiment folder; running again continues where it stopped.
     #[arg(long, value_name = "DIR", default_value = "runs/table1")]
     pub out: PathBuf,
@@ -234,6 +240,10 @@ pub struct BenchArgs {
     /// Mini-batch size (train) or evaluation batch size (eval).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// The network trained (train): the tutorial's, or the paper's CNN or affine ST-CNN on
+    /// 28x28 digits, as the `cpu` and `paper` budgets of `stn experiment table1` build them.
+    #[arg(long, value_enum, default_value = "tutorial")]
+    pub net: BenchNet,
     /// Print one JSON object per measurement.
     #[arg(long)]
     pub json: bool,
@@ -247,6 +257,16 @@ pub struct BenchArgs {
     /// Compute device.
     #[arg(long, value_name = "cpu|cuda|wgpu", default_value = "cpu", value_parser = parse_device)]
     pub device: DeviceKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BenchNet {
+    /// The PyTorch tutorial's STN + CNN.
+    Tutorial,
+    /// The paper's CNN (conv 9x9 16 -> conv 7x7 32 -> linear).
+    PaperCnn,
+    /// The paper's affine ST-CNN, with as many parameters as its CNN.
+    PaperStCnn,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -483,7 +503,8 @@ fn parse_device(s: &str) -> Result<DeviceKind, String> {
 }
 
 fn parse_budget(s: &str) -> Result<Budget, String> {
-    Budget::parse(s).ok_or_else(|| format!("unknown budget '{s}': expected quick, full or smoke"))
+    Budget::parse(s)
+        .ok_or_else(|| format!("unknown budget '{s}': expected quick, full, cpu, paper or smoke"))
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {

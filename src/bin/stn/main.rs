@@ -11,11 +11,12 @@ use clap::Parser;
 
 use console::{Console, describe, interrupt_flag, usage};
 use flags::{
-    BenchArgs, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs, ExperimentWhich,
-    PredictArgs, ServeArgs, VisualizeArgs,
+    BenchArgs, BenchNet, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs,
+    ExperimentWhich, PredictArgs, ServeArgs, VisualizeArgs,
 };
 use stn::data::{Distortion, Source, vendored_mnist_dir};
 use stn::device::DeviceKind;
+use stn::model::ModelConfig;
 use stn::run::DataSpec;
 use stn::train;
 use stn_cli::experiment::shard::{Origin, Shard};
@@ -140,7 +141,16 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     let results = match a.what {
         BenchWhat::Train => {
             let batch_size = a.batch_size.unwrap_or(64);
+            let (name, model) = match a.net {
+                BenchNet::Tutorial => ("train", ModelConfig::tutorial()),
+                BenchNet::PaperCnn => ("train paper-cnn", table1::paper_model("CNN")),
+                BenchNet::PaperStCnn => {
+                    ("train paper-st-cnn", table1::paper_model("ST-CNN affine"))
+                }
+            };
             vec![throughput::train(
+                name,
+                &model,
                 &load()?,
                 a.batches,
                 a.warmup,
@@ -241,11 +251,17 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if a.collect {
-        return collect(&mut opts, a.require_all);
+        return collect(&mut opts, a.require_all, a.json.as_deref());
     }
     let result = if shard.is_whole() {
         table1::run(opts, &mut console, &stop).map(Some)
     } else {
+        if let Some(path) = &a.json {
+            println!(
+                "note: a shard merges nothing into {}: the collect does",
+                path.display()
+            );
+        }
         grid::train_shard(&mut opts, shard, &mut console, &stop).map(|cells| {
             shard_summary(shard, origin, &cells);
             None
@@ -253,6 +269,10 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
     };
     match result {
         Ok(Some(cells)) => {
+            if let Some(path) = &a.json {
+                table1::publish(path, &cells)?;
+                println!("merged {} results into {}", cells.len(), path.display());
+            }
             println!("\n{}", table1::markdown(a.budget, &cells));
             println!(
                 "wrote {}/table1.md, table1.json, table1.png and one picture per dataset",
@@ -294,10 +314,18 @@ fn list_cells(opts: &table1::Options, shard: Shard) {
 }
 
 /// `--collect`: the tables from the finished cells, and the list of the others.
-fn collect(opts: &mut table1::Options, require_all: bool) -> Result<ExitCode> {
+fn collect(
+    opts: &mut table1::Options,
+    require_all: bool,
+    json: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     let c = grid::collect(opts)?;
     if c.wrote {
         println!("{}", table1::markdown(opts.budget, &c.cells));
+        if let Some(path) = json {
+            table1::publish(path, &c.cells)?;
+            println!("merged {} results into {}", c.cells.len(), path.display());
+        }
     }
     if !c.missing.is_empty() {
         println!(

@@ -1,5 +1,5 @@
 //! Convolution, pooling and the batch-blocked layout on the CPU: the blocked kernels of
-//! `stn-kernels` where they apply (f32, kernel side <= 7, a block width some path of this CPU
+//! `stn-kernels` where they apply (f32, kernel side <= 9, a block width some path of this CPU
 //! has), burn's own operations otherwise.
 
 use burn::backend::TensorMetadata;
@@ -294,7 +294,7 @@ impl core::ops::Deref for BlockedData {
     }
 }
 
-/// A convolution the batch-blocked kernels handle: f32, kernel side <= 7, input NCHW
+/// A convolution the batch-blocked kernels handle: f32, kernel side <= 9, input NCHW
 /// (converted at the kernel's edges, for the current path) or blocked with a width some path
 /// of this CPU has.
 struct ConvPlan {

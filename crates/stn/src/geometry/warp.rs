@@ -111,8 +111,32 @@ pub fn scaled_corners(size: usize, scale: f64) -> [[f64; 2]; 4] {
 /// homography taking the scaled square's corners ([`scaled_corners`]) to `corners`; `None` if
 /// `corners` are degenerate.
 pub fn project(image: &[u8], size: usize, scale: f64, corners: &[[f64; 2]; 4]) -> Option<Vec<u8>> {
+    project_from(image, size, scale, &scaled_corners(size, scale), corners)
+}
+
+/// Scales the square `image` (side `size`) by `scale` about its centre, then applies the
+/// homography taking the image frame's corners (the centres of its corner pixels) to
+/// `corners`; `None` if `corners` are degenerate. The P recipe's warp.
+pub fn project_frame(
+    image: &[u8],
+    size: usize,
+    scale: f64,
+    corners: &[[f64; 2]; 4],
+) -> Option<Vec<u8>> {
+    project_from(image, size, scale, &scaled_corners(size, 1.0), corners)
+}
+
+/// Scales `image` by `scale` about its centre, then applies the homography taking `from` to
+/// `corners`.
+fn project_from(
+    image: &[u8],
+    size: usize,
+    scale: f64,
+    from: &[[f64; 2]; 4],
+    corners: &[[f64; 2]; 4],
+) -> Option<Vec<u8>> {
     check_square(image, size);
-    let h = homography(&scaled_corners(size, scale), corners)?;
+    let h = homography(from, corners)?;
     let mut inv = invert3(&h)?;
     // Normalize so that w = 1 inside the target quadrilateral; pixels where w <= 0 lie beyond the
     // horizon and would otherwise sample a mirrored image.

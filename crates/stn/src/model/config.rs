@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::layers::conv_pool_size;
-use crate::transformer::{Localization, SamplerConfig, TransformKind};
+use crate::transformer::{SamplerConfig, TransformKind};
 
 /// Everything that determines a network's architecture; stored in every checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +18,142 @@ pub struct ModelConfig {
     pub sampler: SamplerConfig,
     /// Number of classes.
     pub classes: usize,
+    /// The network family (checkpoints written before it existed hold the tutorial's).
+    #[serde(default)]
+    pub arch: Arch,
+}
+
+/// The network family around the transformer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// The PyTorch tutorial's: conv 5x5 (10) -> conv 5x5 (20) -> fc 50 -> classes, with dropout;
+    /// localization conv 7x7 (8) -> conv 5x5 (10) -> fc 32 -> parameters.
+    #[default]
+    Tutorial,
+    /// The paper's CNN (Jaderberg et al. 2015, appendix A): conv 9x9 -> conv 7x7 -> classes,
+    /// each convolution zero-padded to keep its input size, then 2x2 max-pooled and ReLU; no
+    /// dropout. Its ST-CNN localization: conv 5x5 (20) -> conv 5x5 (20) -> fc 20 -> parameters.
+    Cnn {
+        /// Filters of the two convolutions.
+        filters: [usize; 2],
+    },
+    /// The paper's FCN: fc -> fc -> classes with ReLU, no dropout. Its ST-FCN localization:
+    /// fc 32 -> fc 32 -> fc 32 -> parameters.
+    Fcn {
+        /// Units of the two hidden layers.
+        hidden: usize,
+    },
+}
+
+/// One convolution block: a convolution of `filters` kernels of side `kernel` over the input
+/// zero-padded by `pad` on every side, then 2x2 max pooling and ReLU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvBlock {
+    /// Output channels.
+    pub filters: usize,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Zero padding on each side.
+    pub pad: usize,
+}
+
+impl ConvBlock {
+    const fn new(filters: usize, kernel: usize, pad: usize) -> Self {
+        Self {
+            filters,
+            kernel,
+            pad,
+        }
+    }
+
+    /// Output side for an input side `s`.
+    pub fn side(&self, s: usize) -> usize {
+        conv_pool_size(s + 2 * self.pad, self.kernel)
+    }
+}
+
+/// The localization network of an [`Arch`]: convolution blocks or hidden linear layers, then
+/// the regression head's hidden layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalizationLayout {
+    /// Convolution blocks (valid convolutions).
+    pub convs: Vec<ConvBlock>,
+    /// Hidden linear layers before the head (fully connected localization).
+    pub linear: Vec<usize>,
+    /// The regression head's hidden units.
+    pub head: usize,
+}
+
+impl Arch {
+    /// The classifier's convolution blocks.
+    pub fn convs(self) -> Vec<ConvBlock> {
+        match self {
+            Arch::Tutorial => vec![ConvBlock::new(10, 5, 0), ConvBlock::new(20, 5, 0)],
+            Arch::Cnn { filters: [a, b] } => vec![ConvBlock::new(a, 9, 4), ConvBlock::new(b, 7, 3)],
+            Arch::Fcn { .. } => Vec::new(),
+        }
+    }
+
+    /// The classifier's hidden linear layers (after the convolutions).
+    pub fn hidden(self) -> Vec<usize> {
+        match self {
+            Arch::Tutorial => vec![50],
+            Arch::Cnn { .. } => Vec::new(),
+            Arch::Fcn { hidden } => vec![hidden, hidden],
+        }
+    }
+
+    /// Whether the classifier uses the tutorial's dropout.
+    pub fn dropout(self) -> bool {
+        self == Arch::Tutorial
+    }
+
+    /// The localization network a transformer in front of this classifier gets.
+    pub fn localization(self) -> LocalizationLayout {
+        match self {
+            Arch::Tutorial => LocalizationLayout {
+                convs: vec![ConvBlock::new(8, 7, 0), ConvBlock::new(10, 5, 0)],
+                linear: Vec::new(),
+                head: 32,
+            },
+            Arch::Cnn { .. } => LocalizationLayout {
+                convs: vec![ConvBlock::new(20, 5, 0), ConvBlock::new(20, 5, 0)],
+                linear: Vec::new(),
+                head: 20,
+            },
+            Arch::Fcn { .. } => LocalizationLayout {
+                convs: Vec::new(),
+                linear: vec![32, 32],
+                head: 32,
+            },
+        }
+    }
+
+    /// "cnn" or "fcn" for the paper's families, "tutorial" otherwise.
+    pub fn family(self) -> &'static str {
+        match self {
+            Arch::Tutorial => "tutorial",
+            Arch::Cnn { .. } => "cnn",
+            Arch::Fcn { .. } => "fcn",
+        }
+    }
+}
+
+impl LocalizationLayout {
+    /// Features entering the regression head for `channels` x `size` inputs.
+    pub fn features(&self, channels: usize, size: [usize; 2]) -> usize {
+        if let Some(&last) = self.linear.last() {
+            return last;
+        }
+        let mut s = size;
+        let mut c = channels;
+        for b in &self.convs {
+            s = s.map(|v| b.side(v));
+            c = b.filters;
+        }
+        c * s[0] * s[1]
+    }
 }
 
 impl ModelConfig {
@@ -29,6 +165,7 @@ impl ModelConfig {
             transform: Some(TransformKind::Affine),
             sampler: SamplerConfig::default(),
             classes: 10,
+            arch: Arch::Tutorial,
         }
     }
 
@@ -53,15 +190,27 @@ impl ModelConfig {
             transform,
             sampler,
             classes: 10,
+            arch: Arch::Tutorial,
         }
     }
 
-    /// A short name: "cnn", "st-affine", "st-tps16", ...
+    /// The same network with the classifier (and localization network) of `arch`.
+    pub fn with_arch(self, arch: Arch) -> Self {
+        Self { arch, ..self }
+    }
+
+    /// A short name: "cnn", "st-affine", "st-tps16", ... for the tutorial's family;
+    /// "paper-cnn", "paper-st-cnn-affine", "paper-st-fcn-tps16", ... for the paper's.
     pub fn name(&self) -> String {
-        match self.transform {
-            None => "cnn".into(),
-            Some(TransformKind::Tps { grid }) => format!("st-tps{}", grid * grid),
-            Some(k) => format!("st-{}", k.name()),
+        let kind = |k: TransformKind| match k {
+            TransformKind::Tps { grid } => format!("tps{}", grid * grid),
+            k => k.name().to_string(),
+        };
+        match (self.arch, self.transform) {
+            (Arch::Tutorial, None) => "cnn".into(),
+            (Arch::Tutorial, Some(k)) => format!("st-{}", kind(k)),
+            (a, None) => format!("paper-{}", a.family()),
+            (a, Some(k)) => format!("paper-st-{}-{}", a.family(), kind(k)),
         }
     }
 
@@ -75,9 +224,18 @@ impl ModelConfig {
 
     /// Features entering fc1.
     pub fn classifier_features(&self) -> usize {
-        let [h, w] = self.classifier_input();
-        let side = |s| conv_pool_size(conv_pool_size(s, 5), 5);
-        20 * side(h) * side(w)
+        let mut s = self.classifier_input();
+        let mut c = 1;
+        for b in self.arch.convs() {
+            s = s.map(|v| b.side(v));
+            c = b.filters;
+        }
+        c * s[0] * s[1]
+    }
+
+    /// Features entering the transformer's regression head.
+    pub fn localization_features(&self) -> usize {
+        self.arch.localization().features(1, self.input_size)
     }
 
     /// Every parameter's shape by PyTorch name: what a state dict for this architecture must
@@ -89,20 +247,52 @@ impl ModelConfig {
             shapes.insert(format!("{name}.bias"), vec![weight[0]]);
             shapes.insert(format!("{name}.weight"), weight);
         };
-        layer("conv1", vec![10, 1, 5, 5]);
-        layer("conv2", vec![20, 10, 5, 5]);
-        layer("fc1", vec![50, self.classifier_features()]);
-        layer("fc2", vec![self.classes, 50]);
-        if let Some(kind) = self.transform {
-            layer("localization.0", vec![8, 1, 7, 7]);
-            layer("localization.3", vec![10, 8, 5, 5]);
+        let mut c = 1;
+        for (i, b) in self.arch.convs().iter().enumerate() {
             layer(
-                "fc_loc.0",
-                vec![32, Localization::features(self.input_size)],
+                &format!("conv{}", i + 1),
+                vec![b.filters, c, b.kernel, b.kernel],
             );
-            layer("fc_loc.2", vec![kind.num_params(), 32]);
+            c = b.filters;
+        }
+        let mut d = self.classifier_features();
+        for (i, &h) in self.arch.hidden().iter().enumerate() {
+            layer(&format!("fc{}", i + 1), vec![h, d]);
+            d = h;
+        }
+        layer(
+            &format!("fc{}", self.arch.hidden().len() + 1),
+            vec![self.classes, d],
+        );
+        if let Some(kind) = self.transform {
+            let loc = self.arch.localization();
+            let [h, w] = self.input_size;
+            // PyTorch names of the tutorial's Sequential (conv, pool, relu, conv, ...).
+            let mut c = 1;
+            for (i, b) in loc.convs.iter().enumerate() {
+                layer(
+                    &format!("localization.{}", 3 * i),
+                    vec![b.filters, c, b.kernel, b.kernel],
+                );
+                c = b.filters;
+            }
+            let mut d = h * w;
+            for (i, &u) in loc.linear.iter().enumerate() {
+                layer(&format!("localization.fc{}", i + 1), vec![u, d]);
+                d = u;
+            }
+            layer("fc_loc.0", vec![loc.head, self.localization_features()]);
+            layer("fc_loc.2", vec![kind.num_params(), loc.head]);
         }
         shapes
+    }
+
+    /// Number of trainable parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.parameter_shapes()
+            .values()
+            .map(|s| s.iter().product::<usize>())
+            .sum()
     }
 
     /// Checks that images of `size` [height, width] fit the network.
@@ -144,15 +334,27 @@ impl ModelConfig {
                 "a thin-plate spline of {grid}x{grid} control points: at most {MAX_TPS_GRID}x{MAX_TPS_GRID} are supported"
             ));
         }
-        if self.transform.is_some() && Localization::features([h, w]) == 0 {
+        let too_many = |n: usize| n == 0 || n > MAX_WIDTH;
+        let widths = match self.arch {
+            Arch::Tutorial => Vec::new(),
+            Arch::Cnn { filters } => filters.to_vec(),
+            Arch::Fcn { hidden } => vec![hidden],
+        };
+        if widths.into_iter().any(too_many) {
             return Err(format!(
-                "input {h}x{w} is too small for the localization network (needs at least 26x26)"
+                "{:?}: layers need between 1 and {MAX_WIDTH} filters or units",
+                self.arch
+            ));
+        }
+        if self.transform.is_some() && self.localization_features() == 0 {
+            return Err(format!(
+                "input {h}x{w} is too small for the localization network (the tutorial's needs at least 26x26)"
             ));
         }
         if self.classifier_features() == 0 {
             let [h, w] = self.classifier_input();
             return Err(format!(
-                "classifier input {h}x{w} is too small (needs at least 16x16)"
+                "classifier input {h}x{w} is too small for its convolutions (the tutorial's needs at least 16x16)"
             ));
         }
         if let Some(TransformKind::Tps { grid }) = self.transform
@@ -164,6 +366,8 @@ impl ModelConfig {
     }
 }
 
+/// Most filters or units a layer of the paper's families may have.
+pub const MAX_WIDTH: usize = 4096;
 /// Largest image side (input or sampler output) a network may have.
 pub const MAX_SIDE: usize = 4096;
 /// Largest number of classes.

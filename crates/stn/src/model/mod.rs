@@ -10,13 +10,19 @@ use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::layers::{ConvPoolRelu, Linear};
-pub use config::{BACKGROUND, InputSizeError, MAX_CLASSES, MAX_SIDE, MAX_TPS_GRID, ModelConfig};
+pub use config::{
+    Arch, BACKGROUND, ConvBlock, InputSizeError, LocalizationLayout, MAX_CLASSES, MAX_SIDE,
+    MAX_TPS_GRID, MAX_WIDTH, ModelConfig,
+};
 pub use dropout::{GivenMasks, Mode};
 use dropout::{dropout, dropout2d};
 
 use crate::ops::FeatureMaps;
 use crate::rng::Rng;
-use crate::transformer::SpatialTransformer;
+use crate::transformer::{
+    Localization, LocalizationNet, MlpLocalization, RegressionHead, SpatialTransformer,
+    TransformKind,
+};
 use state::{StateDict, StateError, check_shapes, load_state_dict};
 
 /// Why a network cannot be built from a saved architecture and parameters.
@@ -33,21 +39,25 @@ pub enum BuildError {
 /// Dropout probability of the tutorial (both `Dropout2d` and `F.dropout`).
 pub const DROPOUT: f32 = 0.5;
 
-/// The tutorial's network: an optional spatial transformer in front of a small CNN.
+/// The tutorial's network, or one of the paper's (see [`Arch`]): an optional spatial
+/// transformer in front of a classifier.
 ///
 /// Parameter names follow PyTorch's (see [`state`]), so a PyTorch state_dict loads one to one.
 #[derive(Module, Debug)]
 pub struct Net {
     /// The spatial transformer; `None` for the plain CNN baseline.
-    pub transformer: Option<SpatialTransformer>,
-    /// conv 1 -> 10, 5x5, then max-pool 2 and ReLU.
-    pub conv1: ConvPoolRelu,
-    /// conv 10 -> 20, 5x5, then channel dropout, max-pool 2 and ReLU.
-    pub conv2: ConvPoolRelu,
-    /// features -> 50.
+    pub transformer: Option<SpatialTransformer<LocalizationNet>>,
+    /// First convolution block (conv, max-pool 2, ReLU); `None` for the fully connected
+    /// families.
+    pub conv1: Option<ConvPoolRelu>,
+    /// Second convolution block (the tutorial's drops channels after it).
+    pub conv2: Option<ConvPoolRelu>,
+    /// First linear layer: the tutorial's features -> 50, the paper CNN's output layer.
     pub fc1: Linear,
-    /// 50 -> classes.
-    pub fc2: Linear,
+    /// Second linear layer (the tutorial's output layer).
+    pub fc2: Option<Linear>,
+    /// Third linear layer (the paper FCN's output layer).
+    pub fc3: Option<Linear>,
     /// The architecture.
     #[module(skip)]
     pub config: ModelConfig,
@@ -57,22 +67,48 @@ impl Net {
     /// A freshly initialized network (PyTorch's initialization, drawn from `seed`).
     pub fn new(config: &ModelConfig, seed: u64, device: &Device) -> Self {
         let mut rng = Rng::derive(seed, "init");
+        let arch = config.arch;
         // PyTorch creates the classifier's layers first, then the transformer's.
-        let conv1 = ConvPoolRelu::new(1, 10, 5, &mut rng, device);
-        let conv2 = ConvPoolRelu::new(10, 20, 5, &mut rng, device);
-        let fc1 = Linear::new(config.classifier_features(), 50, &mut rng, device);
-        let fc2 = Linear::new(50, config.classes, &mut rng, device);
-        let transformer = config.transform.map(|kind| {
-            SpatialTransformer::new(1, config.input_size, kind, config.sampler, &mut rng, device)
+        let mut convs = arch.convs().into_iter().scan(1, |c, b| {
+            let block = ConvPoolRelu::new(*c, b.filters, b.kernel, &mut rng, device);
+            *c = b.filters;
+            Some(block)
         });
+        let (conv1, conv2) = (convs.next(), convs.next());
+        drop(convs);
+        let mut d = config.classifier_features();
+        let mut widths = arch.hidden();
+        widths.push(config.classes);
+        let mut fcs = widths.into_iter().map(|u| {
+            let fc = Linear::new(d, u, &mut rng, device);
+            d = u;
+            fc
+        });
+        let fc1 = fcs.next().expect("an output layer");
+        let (fc2, fc3) = (fcs.next(), fcs.next());
+        drop(fcs);
+        let transformer = config
+            .transform
+            .map(|kind| new_transformer(config, kind, &mut rng, device));
         Self {
             transformer,
             conv1,
             conv2,
             fc1,
             fc2,
+            fc3,
             config: config.clone(),
         }
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.fc1.weight.val().device()
+    }
+
+    /// The parameters' float type.
+    pub fn dtype(&self) -> burn::tensor::DType {
+        self.fc1.weight.val().dtype()
     }
 
     /// The network `config` describes with the parameters `params` (a checkpoint's, or a
@@ -118,16 +154,84 @@ impl Net {
 
     /// The classifier alone, on already transformed images.
     pub fn classify(&self, x: Tensor<4>, mode: &mut Mode) -> Tensor<2> {
+        if self.config.arch == Arch::Tutorial {
+            return self.classify_tutorial(x, mode);
+        }
+        let blocks = self.config.arch.convs();
+        let convs = [&self.conv1, &self.conv2];
+        let x = if blocks.is_empty() {
+            x
+        } else {
+            let mut maps = FeatureMaps::from_images(x);
+            for (conv, block) in convs.into_iter().flatten().zip(&blocks) {
+                maps = conv.forward(maps.pad(block.pad));
+            }
+            maps.into_images()
+        };
+        let mut x = x.flatten(1, 3);
+        let layers = [Some(&self.fc1), self.fc2.as_ref(), self.fc3.as_ref()];
+        let mut layers = layers.into_iter().flatten().peekable();
+        while let Some(fc) = layers.next() {
+            x = fc.forward(x);
+            if layers.peek().is_some() {
+                x = relu(x);
+            }
+        }
+        log_softmax(x, 1)
+    }
+
+    /// The tutorial's classifier, op for op as PyTorch runs it.
+    fn classify_tutorial(&self, x: Tensor<4>, mode: &mut Mode) -> Tensor<2> {
+        let (Some(conv1), Some(conv2), Some(fc2)) = (&self.conv1, &self.conv2, &self.fc2) else {
+            unreachable!("the tutorial's network has both convolutions and two linear layers");
+        };
         let x = FeatureMaps::from_images(x);
-        let x = self.conv1.forward(x);
-        let x = self.conv2.forward(x).into_images();
+        let x = conv1.forward(x);
+        let x = conv2.forward(x).into_images();
         // The tutorial drops whole channels (Dropout2d) between conv2 and the pooling; that
         // scales each channel by 0 or 2, so it commutes with max-pooling and ReLU and may follow
         // the fused block.
         let x = dropout2d(x, DROPOUT, mode);
         let x = relu(self.fc1.forward(x.flatten(1, 3)));
         let x = dropout(x, DROPOUT, mode);
-        log_softmax(self.fc2.forward(x), 1)
+        log_softmax(fc2.forward(x), 1)
+    }
+}
+
+/// The transformer `config` puts in front of its classifier: its family's localization
+/// network, a regression head starting at the identity, and the configured sampler.
+fn new_transformer(
+    config: &ModelConfig,
+    kind: TransformKind,
+    rng: &mut Rng,
+    device: &Device,
+) -> SpatialTransformer<LocalizationNet> {
+    let layout = config.arch.localization();
+    let [h, w] = config.input_size;
+    let localization = match (layout.convs.as_slice(), layout.linear.as_slice()) {
+        ([a, b], []) => LocalizationNet::Conv(Localization::with_blocks(
+            1,
+            [(a.filters, a.kernel), (b.filters, b.kernel)],
+            rng,
+            device,
+        )),
+        ([], [u, v]) if u == v => {
+            LocalizationNet::Mlp(MlpLocalization::new(h * w, *u, rng, device))
+        }
+        _ => unreachable!("every family's localization network is two blocks or two layers"),
+    };
+    let fc_loc = RegressionHead::with_hidden(
+        config.localization_features(),
+        layout.head,
+        &kind.identity(),
+        rng,
+        device,
+    );
+    SpatialTransformer {
+        localization,
+        fc_loc,
+        kind,
+        sampler: config.sampler,
     }
 }
 
@@ -154,9 +258,14 @@ mod tests {
             Some(TransformKind::Projective),
             Some(TransformKind::Tps { grid: 3 }),
         ];
-        for kind in kinds {
+        let archs = [
+            Arch::Tutorial,
+            Arch::Cnn { filters: [6, 12] },
+            Arch::Fcn { hidden: 16 },
+        ];
+        for (kind, arch) in kinds.into_iter().flat_map(|k| archs.map(|a| (k, a))) {
             for (size, st) in [([28, 28], None), ([42, 42], Some(21)), ([60, 60], Some(30))] {
-                let config = ModelConfig::new(size, kind, st, false);
+                let config = ModelConfig::new(size, kind, st, false).with_arch(arch);
                 let net = Net::new(&config, 1, &device);
                 let shapes: std::collections::BTreeMap<_, _> = state::state_dict(&net)
                     .into_iter()

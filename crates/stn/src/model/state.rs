@@ -57,6 +57,14 @@ const RENAMES: [(&str, &str); 4] = [
 /// The PyTorch name of a burn parameter path.
 pub fn torch_name(path: &str) -> String {
     let path = path.strip_prefix("transformer.").unwrap_or(path);
+    // stn's networks hold their localization network as an enum (`LocalizationNet`), whose
+    // variant burn adds to the path; the variants' parameter names do not overlap.
+    let unwrapped = ["Conv.", "Mlp."].iter().find_map(|v| {
+        path.strip_prefix("localization.")
+            .and_then(|rest| rest.strip_prefix(v))
+            .map(|rest| format!("localization.{rest}"))
+    });
+    let path = unwrapped.as_deref().unwrap_or(path);
     for (from, to) in RENAMES {
         if let Some(rest) = path.strip_prefix(from) {
             return format!("{to}{rest}");

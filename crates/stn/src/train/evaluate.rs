@@ -8,7 +8,7 @@ use crate::model::{Mode, Net, nll_loss};
 /// Mean test loss per image and number of correct predictions of `net` (eval mode) on `set`.
 pub fn evaluate(net: &Net, set: &ImageSet, batch_size: usize) -> (f64, usize) {
     let lut = normalization_lut(MEAN, STD);
-    let device = net.conv1.weight.val().device();
+    let device = net.device();
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
     let indices: Vec<usize> = (0..set.len()).collect();
     for idx in indices.chunks(batch_size.max(1)) {

@@ -62,7 +62,7 @@ fn forward_backward(
         .set
         .gather(batch.idx, batch.lut, &mut images, &mut labels);
     let (x, y) = batch_tensors(batch.set, images, labels, device);
-    let x = x.cast(net.conv1.weight.val().dtype());
+    let x = x.cast(net.dtype());
     let x = match batch.hook {
         Some(hook) => hook(x, first),
         None => x,

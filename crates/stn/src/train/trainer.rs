@@ -1,6 +1,7 @@
 //! A training run in progress: the epoch loop and checkpoints, and how a run reports and
 //! fails.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -222,7 +223,22 @@ impl Trainer {
         observer: &mut dyn Observer,
         stop: &AtomicBool,
     ) -> Result<Outcome, TrainError> {
-        for (which, set) in [("training", &data.train), ("test", &data.test)] {
+        self.run_with(&|_| Cow::Borrowed(&data.train), &data.test, observer, stop)
+    }
+
+    /// [`Self::run`] with the training images of epoch `e` (from 1) given by `train(e)`:
+    /// for data drawn afresh every epoch, such as distortions redrawn from a seed per epoch
+    /// (which keeps an interrupted run resumable). Every epoch's images must be the size of
+    /// the first's.
+    pub fn run_with<'a>(
+        &mut self,
+        train: &dyn Fn(usize) -> Cow<'a, ImageSet>,
+        test: &ImageSet,
+        observer: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Outcome, TrainError> {
+        let first = train(self.progress.epochs_done + 1);
+        for (which, set) in [("training", first.as_ref()), ("test", test)] {
             self.net
                 .config
                 .check_input([set.rows, set.cols])
@@ -234,12 +250,23 @@ impl Trainer {
             // state untouched.
             let mut shuffle_rng = self.progress.shuffle_rng.clone();
             let mut dropout_rng = self.progress.dropout_rng.clone();
-            let order = shuffle_rng.permutation(data.train.len());
+            let set = train(epoch);
+            if (set.rows, set.cols) != (first.rows, first.cols) {
+                let source = InputSizeError {
+                    model: [first.rows, first.cols],
+                    data: [set.rows, set.cols],
+                };
+                return Err(TrainError::DataSize {
+                    which: "training",
+                    source,
+                });
+            }
+            let order = shuffle_rng.permutation(set.len());
             let batches = order.len().div_ceil(self.progress.config.batch_size);
             observer.epoch_start(epoch, batches);
             let started = Instant::now();
             let Some(loss_sum) =
-                self.train_steps(&data.train, &order, &mut dropout_rng, observer, stop)?
+                self.train_steps(&set, &order, &mut dropout_rng, observer, stop)?
             else {
                 return Ok(Outcome::Interrupted {
                     epochs_done: self.progress.epochs_done,
@@ -247,16 +274,17 @@ impl Trainer {
             };
             let train_seconds = started.elapsed().as_secs_f64();
 
+            drop(set);
             let (test_loss, correct) = evaluate(
                 &self.net.valid(),
-                &data.test,
+                test,
                 self.progress.config.eval_batch_size,
             );
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: loss_sum / batches as f64,
                 test_loss,
-                test_accuracy: correct as f64 / data.test.len() as f64,
+                test_accuracy: correct as f64 / test.len() as f64,
                 train_seconds,
                 images_per_second: order.len() as f64 / train_seconds,
             };
@@ -265,8 +293,8 @@ impl Trainer {
             self.progress.dropout_rng = dropout_rng;
             self.progress.metrics.push(metrics.clone());
             self.save()?;
-            observer.epoch_end(&metrics, data.test.len());
-            observer.epoch_network(&self.net.valid(), &data.test, &self.progress.metrics);
+            observer.epoch_end(&metrics, test.len());
+            observer.epoch_network(&self.net.valid(), test, &self.progress.metrics);
         }
         Ok(Outcome::Completed)
     }

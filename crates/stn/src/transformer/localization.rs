@@ -60,6 +60,29 @@ impl Localization {
         10 * side(size[0]) * side(size[1])
     }
 
+    /// Two valid convolution blocks of `blocks` = [(filters, kernel side); 2] for `channels`
+    /// input channels, each followed by 2x2 max pooling and ReLU, drawn from stn's generator
+    /// in PyTorch's order (the paper's ST-CNN uses [(20, 5), (20, 5)]).
+    pub fn with_blocks(
+        channels: usize,
+        blocks: [(usize, usize); 2],
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let [(f1, k1), (f2, k2)] = blocks;
+        Self {
+            conv1: ConvPoolRelu::new(channels, f1, k1, rng, device),
+            conv2: ConvPoolRelu::new(f1, f2, k2, rng, device),
+        }
+    }
+
+    /// Number of features [`Self::with_blocks`] produces for an input of `size`.
+    pub fn block_features(blocks: [(usize, usize); 2], size: [usize; 2]) -> usize {
+        let [(_, k1), (f2, k2)] = blocks;
+        let side = |s| conv_pool_size(conv_pool_size(s, k1), k2);
+        f2 * side(size[0]) * side(size[1])
+    }
+
     /// [N, C, H, W] -> [N, features].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = FeatureMaps::from_images(x);
@@ -87,9 +110,21 @@ pub struct RegressionHead {
 impl RegressionHead {
     /// A head whose output starts at `identity` for every input.
     pub fn new(features: usize, identity: &[f32], rng: &mut Rng, device: &Device) -> Self {
+        Self::with_hidden(features, 32, identity, rng, device)
+    }
+
+    /// A head `features` -> `hidden` -> ReLU -> `identity.len()` whose output starts at
+    /// `identity` for every input, drawn from stn's generator.
+    pub fn with_hidden(
+        features: usize,
+        hidden: usize,
+        identity: &[f32],
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
         Self {
-            fc1: Linear::new(features, 32, rng, device),
-            fc2: Linear::with_bias(32, identity, device),
+            fc1: Linear::new(features, hidden, rng, device),
+            fc2: Linear::with_bias(hidden, identity, device),
         }
     }
 
@@ -105,5 +140,56 @@ impl RegressionHead {
     /// [N, features] -> [N, parameters].
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.fc2.forward(relu(self.fc1.forward(x)))
+    }
+}
+
+/// A fully connected localization network: the image flattened, then two linear layers with
+/// ReLU (the paper's ST-FCN, whose regression head adds the third hidden layer).
+#[derive(Module, Debug)]
+pub struct MlpLocalization {
+    /// pixels -> hidden.
+    pub fc1: Linear,
+    /// hidden -> hidden.
+    pub fc2: Linear,
+}
+
+impl MlpLocalization {
+    /// `inputs` (channels x height x width) -> `hidden` -> `hidden`, drawn from stn's generator.
+    pub fn new(inputs: usize, hidden: usize, rng: &mut Rng, device: &Device) -> Self {
+        Self {
+            fc1: Linear::new(inputs, hidden, rng, device),
+            fc2: Linear::new(hidden, hidden, rng, device),
+        }
+    }
+
+    /// Number of features it produces.
+    pub fn features(&self) -> usize {
+        self.fc2.weight.dims()[0]
+    }
+}
+
+impl Localize for MlpLocalization {
+    fn localize(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.fc1.forward(x.flatten(1, 3)));
+        relu(self.fc2.forward(x))
+    }
+}
+
+/// The localization networks of stn's own models: convolutional (the tutorial's, the paper's
+/// ST-CNN) or fully connected (the paper's ST-FCN).
+#[derive(Module, Debug)]
+pub enum LocalizationNet {
+    /// Two convolution blocks.
+    Conv(Localization),
+    /// Two linear layers.
+    Mlp(MlpLocalization),
+}
+
+impl Localize for LocalizationNet {
+    fn localize(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Self::Conv(l) => l.forward(x),
+            Self::Mlp(l) => l.localize(x),
+        }
     }
 }

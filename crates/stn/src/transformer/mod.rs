@@ -17,7 +17,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 pub use grid::TransformKind;
-pub use localization::{Localization, Localize, RegressionHead};
+pub use localization::{Localization, LocalizationNet, Localize, MlpLocalization, RegressionHead};
 pub use sampler::SamplerConfig;
 
 use crate::ops::SampleOptions;
