@@ -22,24 +22,20 @@ const SCHEDULER_VARS: [&str; 6] = [
     "STN_SHARD_COUNT",
 ];
 
+/// The Table 1 grid on R made from `base`'s digits, at `budget`.
 struct Grid {
     base: PathBuf,
+    budget: &'static str,
 }
 
 impl Grid {
-    /// `stn experiment table1` at the smoke budget on R into `out`, with `extra` flags and
+    /// `stn experiment table1` at the grid's budget on R into `out`, with `extra` flags and
     /// `env` variables.
     fn run(&self, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stn"));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "experiment",
-                "table1",
-                "--budget",
-                "smoke",
-                "--datasets",
-                "r",
-            ])
+            .args(["experiment", "table1", "--datasets", "r", "--budget"])
+            .arg(self.budget)
             .arg("--data")
             .arg(&self.base)
             .arg("--out")
@@ -85,10 +81,15 @@ fn fails(out: &Output, code: i32, needle: &str) {
 
 /// The first 2000 training and 500 test digits of the vendored MNIST, as a folder.
 fn small_base(dir: &Path) {
+    base_of(dir, 2000, 500);
+}
+
+/// The first `train` training and `test` test digits of the vendored MNIST, as a folder.
+fn base_of(dir: &Path, train: usize, test: usize) {
     let vendored = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let mut data = Source::Folder(vendored).load().expect("vendored MNIST");
-    data.train.truncate(2000);
-    data.test.truncate(500);
+    data.train.truncate(train);
+    data.test.truncate(test);
     std::fs::create_dir_all(dir).unwrap();
     write_split(dir, &data.train, true).unwrap();
     write_split(dir, &data.test, false).unwrap();
@@ -144,6 +145,7 @@ fn two_shards_and_a_collect_make_the_unsharded_table() {
     let tmp = tempfile::tempdir().unwrap();
     let grid = Grid {
         base: tmp.path().join("digits"),
+        budget: "smoke",
     };
     small_base(&grid.base);
     let sharded = tmp.path().join("sharded");
@@ -242,11 +244,46 @@ fn two_shards_and_a_collect_make_the_unsharded_table() {
 /// Flags, environment variables, and what stderr must say.
 type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
+/// The `cpu` budget: the paper's networks, seeds in the folder names, and training digits
+/// distorted afresh every epoch (from the source digits, which a shard loads too): sharded
+/// as unsharded. 30 epochs of 64 digits.
+#[test]
+fn fresh_distortions_shard_like_the_whole_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = Grid {
+        base: tmp.path().join("digits"),
+        budget: "cpu",
+    };
+    base_of(&grid.base, 64, 32);
+    let (sharded, whole) = (tmp.path().join("sharded"), tmp.path().join("whole"));
+    for shard in ["0/2", "1/2"] {
+        ok(grid.run(&sharded, &["--shard", shard], &[]));
+    }
+    let c = ok(grid.run(&sharded, &["--collect", "--require-all"], &[]));
+    assert!(c.contains("from 4 of the 4 cells"), "{c}");
+    ok(grid.run(&whole, &[], &[]));
+    assert_eq!(table_without_timing(&sharded), table_without_timing(&whole));
+    for run in [
+        "r-paper-cnn-seed1",
+        "r-paper-st-cnn-affine-seed1",
+        "r-paper-st-cnn-projective-seed1",
+        "r-paper-st-cnn-tps16-seed1",
+    ] {
+        let (a, b) = (
+            checkpoint_without_timing(&sharded.join(run)),
+            checkpoint_without_timing(&whole.join(run)),
+        );
+        assert_eq!(a.progress.as_ref().unwrap().epochs_done, 30, "{run}");
+        assert!(a == b, "{run}: the checkpoints differ beyond timing");
+    }
+}
+
 #[test]
 fn bad_shards_are_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let grid = Grid {
         base: tmp.path().join("digits"),
+        budget: "smoke",
     };
     let out = tmp.path().join("out");
     let cases: [Case; 9] = [
@@ -295,6 +332,7 @@ fn a_cell_locked_by_another_process_is_left_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let grid = Grid {
         base: tmp.path().join("digits"),
+        budget: "smoke",
     };
     small_base(&grid.base);
     let out = tmp.path().join("out");
