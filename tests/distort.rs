@@ -401,3 +401,13 @@ fn sizes_and_labels_are_kept() {
     assert_eq!(Distortion::parse("RTS"), Some(Distortion::Rts));
     assert!(Distortion::ALL.iter().all(|d| !d.describe().is_empty()));
 }
+
+/// TC's clutter is added and clipped (deepmind/mnist-cluttered), not max-combined.
+#[test]
+fn tc_clutter_adds_and_clips() {
+    use stn::geometry::warp::paste_add;
+    let mut canvas = vec![0u8, 100, 200, 250];
+    let src = vec![10u8, 100, 100, 100];
+    paste_add(&mut canvas, 2, &src, 2, 2, [0, 0], [0, 0]);
+    assert_eq!(canvas, [10, 200, 255, 255]);
+}

@@ -37,15 +37,17 @@
 //!   standard one with `U(r) = r² log r²` and an affine part.
 //! - TC: the digit is pasted at an integer offset in 0..=32; each clutter patch is a 6×6 crop at
 //!   a uniform position of a uniformly chosen *other* digit of the same split (so the test set's
-//!   clutter comes from test digits), pasted at a uniform position in 0..=54 and combined with
-//!   `max` so that nothing erases the digit.
+//!   clutter comes from test digits), pasted at a uniform position in 0..=54 and added,
+//!   clipped at 255, as deepmind/mnist-cluttered does (`dist_w = 6`, `num_dist = 6`; it adds
+//!   and clips to [0, 1]). Before 2026-12-02 the patches were combined with `max`, which keeps
+//!   overlaps no brighter than either.
 
 use rayon::prelude::*;
 
 use super::{Dataset, ImageSet};
 use crate::geometry::homography::homography;
 use crate::geometry::warp::{
-    check_square, paste_max, project_frame, rotate, scaled_corners, warp_tps,
+    check_square, paste_add, paste_max, project_frame, rotate, scaled_corners, warp_tps,
 };
 use crate::rng::Rng;
 
@@ -281,7 +283,7 @@ pub fn distort_one(
                 let other = clutter(rng);
                 let from = [upto(rng, S - TC_PATCH), upto(rng, S - TC_PATCH)];
                 let to = [upto(rng, TC_SIZE - TC_PATCH), upto(rng, TC_SIZE - TC_PATCH)];
-                paste_max(&mut out, TC_SIZE, &other, S, TC_PATCH, from, to);
+                paste_add(&mut out, TC_SIZE, &other, S, TC_PATCH, from, to);
             }
             (out, DistortionParams::Cluttered { x, y })
         }

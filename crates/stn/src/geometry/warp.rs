@@ -210,3 +210,27 @@ pub fn paste_max(
         }
     }
 }
+
+/// Adds the `crop` x `crop` square of `src` at `from` (x, y) to `canvas` at `to` (x, y),
+/// saturating at 255: MNIST-cluttered's "added and clipped to [0, 1]" for u8 pixels (for
+/// non-negative pixels, saturating each sum equals clipping the total once).
+pub fn paste_add(
+    canvas: &mut [u8],
+    canvas_size: usize,
+    src: &[u8],
+    src_size: usize,
+    crop: usize,
+    from: [usize; 2],
+    to: [usize; 2],
+) {
+    check_square(src, src_size);
+    assert!(from[0] + crop <= src_size && from[1] + crop <= src_size);
+    assert!(to[0] + crop <= canvas_size && to[1] + crop <= canvas_size);
+    for r in 0..crop {
+        let s = &src[(from[1] + r) * src_size + from[0]..][..crop];
+        let d = &mut canvas[(to[1] + r) * canvas_size + to[0]..][..crop];
+        for (d, &s) in d.iter_mut().zip(s) {
+            *d = d.saturating_add(s);
+        }
+    }
+}
