@@ -187,6 +187,35 @@ pub fn warp_tps(
     Some(warp(image, size, size, |x, y| Some(tps.eval([x, y]))))
 }
 
+/// [`warp_tps`] of the image scaled by `scale` about its centre: output pixel `p` samples the
+/// scaled image at `TPS(p)`. The E recipe's warp.
+pub fn warp_tps_scaled(
+    image: &[u8],
+    size: usize,
+    scale: f64,
+    points: &[[f64; 2]],
+    offsets: &[[f64; 2]],
+) -> Option<Vec<u8>> {
+    check_square(image, size);
+    assert_eq!(
+        offsets.len(),
+        points.len(),
+        "warp_tps: one offset per control point"
+    );
+    let targets: Vec<[f64; 2]> = points
+        .iter()
+        .zip(offsets)
+        .map(|(p, o)| [p[0] + o[0], p[1] + o[1]])
+        .collect();
+    let tps = ThinPlateSpline::fit(points, &targets)?;
+    let c = centre(size);
+    Some(warp(image, size, size, |x, y| {
+        let [qx, qy] = tps.eval([x, y]);
+        // The scaled image at q shows the source at c + (q - c) / scale.
+        Some([c + (qx - c) / scale, c + (qy - c) / scale])
+    }))
+}
+
 /// Combines the `crop`-pixel square of `src` (side `src_size`) whose top-left pixel is at
 /// `from` (x, y) into `canvas` (side `canvas_size`) at `to` (x, y), keeping the larger value of
 /// each pixel.
