@@ -214,10 +214,11 @@ fn p_corner_noise_has_sigma_5() {
 fn e_offsets_have_sigma_1_5() {
     let mut noise = vec![];
     for p in draw(Distortion::E, 2000, 4) {
-        let DistortionParams::Elastic { offsets } = p else {
+        let DistortionParams::Elastic { offsets, scale } = p else {
             panic!("E gave {p:?}")
         };
         assert_eq!(offsets.len(), 16);
+        assert!((0.75..=1.0).contains(&scale), "scale {scale}");
         noise.extend(offsets.iter().flatten());
     }
     let sd = std_dev(&noise);
@@ -400,4 +401,30 @@ fn sizes_and_labels_are_kept() {
     assert_eq!(names, ["r", "rts", "p", "e", "tc"]);
     assert_eq!(Distortion::parse("RTS"), Some(Distortion::Rts));
     assert!(Distortion::ALL.iter().all(|d| !d.describe().is_empty()));
+}
+
+/// TC's clutter is added and clipped (deepmind/mnist-cluttered), not max-combined.
+#[test]
+fn tc_clutter_adds_and_clips() {
+    use stn::geometry::warp::paste_add;
+    let mut canvas = vec![0u8, 100, 200, 250];
+    let src = vec![10u8, 100, 100, 100];
+    paste_add(&mut canvas, 2, &src, 2, 2, [0, 0], [0, 0]);
+    assert_eq!(canvas, [10, 200, 255, 255]);
+}
+
+/// E with zero offsets is the scaling alone; at scale 1, the plain spline warp.
+#[test]
+fn e_scales_before_the_spline() {
+    use stn::data::distort::{elastic, elastic_scaled};
+    let img = digit(1);
+    let zero = vec![[0.0; 2]; 16];
+    assert_eq!(elastic_scaled(&img, S, 1.0, &zero).unwrap(), img);
+    let wobble: Vec<[f64; 2]> = (0..16).map(|i| [0.3 * i as f64 - 2.0, 1.0]).collect();
+    assert_eq!(
+        elastic_scaled(&img, S, 1.0, &wobble).unwrap(),
+        elastic(&img, S, &wobble).unwrap()
+    );
+    let half = elastic_scaled(&img, S, 0.5, &zero).unwrap();
+    assert_eq!(half, rotate(&img, S, 0.0, 0.5, S, [0, 0]));
 }

@@ -7,8 +7,9 @@
 //!   at a random location in a 42×42 image.
 //! - **P**: a projective transformation: the digit scaled by a random factor in 0.75-1.0, then its
 //!   four corners stretched by Gaussian noise with a standard deviation of 5 pixels.
-//! - **E**: an elastic warp: a thin-plate spline through a 4×4 grid of control points, each
-//!   perturbed by Gaussian noise with a standard deviation of 1.5 pixels.
+//! - **E**: the digit scaled by a random factor in 0.75-1.0, then an elastic warp: a
+//!   thin-plate spline through a 4×4 grid of control points, each perturbed by Gaussian noise
+//!   with a standard deviation of 1.5 pixels (until 2026-12-02 our E left out the scaling).
 //! - **TC**: the digit placed at a random location in a 60×60 image, with six random 6×6 crops of
 //!   other digits added as clutter.
 //!
@@ -37,15 +38,18 @@
 //!   standard one with `U(r) = r² log r²` and an affine part.
 //! - TC: the digit is pasted at an integer offset in 0..=32; each clutter patch is a 6×6 crop at
 //!   a uniform position of a uniformly chosen *other* digit of the same split (so the test set's
-//!   clutter comes from test digits), pasted at a uniform position in 0..=54 and combined with
-//!   `max` so that nothing erases the digit.
+//!   clutter comes from test digits), pasted at a uniform position in 0..=54 and added,
+//!   clipped at 255, as deepmind/mnist-cluttered does (`dist_w = 6`, `num_dist = 6`; it adds
+//!   and clips to [0, 1]). Before 2026-12-02 the patches were combined with `max`, which keeps
+//!   overlaps no brighter than either.
 
 use rayon::prelude::*;
 
 use super::{Dataset, ImageSet};
 use crate::geometry::homography::homography;
 use crate::geometry::warp::{
-    check_square, paste_max, project_frame, rotate, scaled_corners, warp_tps,
+    check_square, paste_add, paste_max, project_frame, rotate, scaled_corners, warp_tps,
+    warp_tps_scaled,
 };
 use crate::rng::Rng;
 
@@ -171,6 +175,8 @@ pub enum DistortionParams {
     Elastic {
         /// Offset (x, y) of each control point of [`control_points`], in its order.
         offsets: Vec<[f64; 2]>,
+        /// Scale applied before the spline.
+        scale: f64,
     },
     /// TC: where the digit went.
     Cluttered {
@@ -207,6 +213,17 @@ pub fn elastic(image: &[u8], size: usize, offsets: &[[f64; 2]]) -> Option<Vec<u8
     warp_tps(image, size, &control_points(size), offsets)
 }
 
+/// [`elastic`] of the image scaled by `scale` about its centre (the E recipe: scale
+/// 0.75-1.0, then the spline).
+pub fn elastic_scaled(
+    image: &[u8],
+    size: usize,
+    scale: f64,
+    offsets: &[[f64; 2]],
+) -> Option<Vec<u8>> {
+    warp_tps_scaled(image, size, scale, &control_points(size), offsets)
+}
+
 /// Uniform integer in `0..=hi`.
 fn upto(rng: &mut Rng, hi: usize) -> usize {
     rng.below(hi as u64 + 1) as usize
@@ -216,7 +233,8 @@ fn upto(rng: &mut Rng, hi: usize) -> usize {
 /// and its parameters. `clutter` provides other source images for TC (ignored otherwise).
 ///
 /// The draws, in order: R: angle. RTS: angle, scale, dx, dy. P: scale, then (x, y) noise of each
-/// corner, redrawn while the quadrilateral folds. E: (x, y) noise of each control point. TC:
+/// corner, redrawn while the quadrilateral folds. E: scale, then (x, y) noise of each control
+/// point. TC:
 /// x, y, then per patch: its source image, crop x, crop y, paste x, paste y.
 pub fn distort_one(
     kind: Distortion,
@@ -265,12 +283,13 @@ pub fn distort_one(
             (out, DistortionParams::Projective { corners, scale })
         }
         Distortion::E => {
+            let scale = rng.range(0.75, 1.0);
             let offsets: Vec<[f64; 2]> = (0..E_GRID * E_GRID)
                 .map(|_| [E_SIGMA * rng.normal(), E_SIGMA * rng.normal()])
                 .collect();
             // The control points are a fixed, well-spread grid, so the system is never singular.
-            let out = elastic(image, S, &offsets).expect("a 4×4 grid fits a spline");
-            (out, DistortionParams::Elastic { offsets })
+            let out = elastic_scaled(image, S, scale, &offsets).expect("a 4×4 grid fits a spline");
+            (out, DistortionParams::Elastic { offsets, scale })
         }
         Distortion::Tc => {
             let slack = TC_SIZE - S;
@@ -281,7 +300,7 @@ pub fn distort_one(
                 let other = clutter(rng);
                 let from = [upto(rng, S - TC_PATCH), upto(rng, S - TC_PATCH)];
                 let to = [upto(rng, TC_SIZE - TC_PATCH), upto(rng, TC_SIZE - TC_PATCH)];
-                paste_max(&mut out, TC_SIZE, &other, S, TC_PATCH, from, to);
+                paste_add(&mut out, TC_SIZE, &other, S, TC_PATCH, from, to);
             }
             (out, DistortionParams::Cluttered { x, y })
         }

@@ -187,6 +187,35 @@ pub fn warp_tps(
     Some(warp(image, size, size, |x, y| Some(tps.eval([x, y]))))
 }
 
+/// [`warp_tps`] of the image scaled by `scale` about its centre: output pixel `p` samples the
+/// scaled image at `TPS(p)`. The E recipe's warp.
+pub fn warp_tps_scaled(
+    image: &[u8],
+    size: usize,
+    scale: f64,
+    points: &[[f64; 2]],
+    offsets: &[[f64; 2]],
+) -> Option<Vec<u8>> {
+    check_square(image, size);
+    assert_eq!(
+        offsets.len(),
+        points.len(),
+        "warp_tps: one offset per control point"
+    );
+    let targets: Vec<[f64; 2]> = points
+        .iter()
+        .zip(offsets)
+        .map(|(p, o)| [p[0] + o[0], p[1] + o[1]])
+        .collect();
+    let tps = ThinPlateSpline::fit(points, &targets)?;
+    let c = centre(size);
+    Some(warp(image, size, size, |x, y| {
+        let [qx, qy] = tps.eval([x, y]);
+        // The scaled image at q shows the source at c + (q - c) / scale.
+        Some([c + (qx - c) / scale, c + (qy - c) / scale])
+    }))
+}
+
 /// Combines the `crop`-pixel square of `src` (side `src_size`) whose top-left pixel is at
 /// `from` (x, y) into `canvas` (side `canvas_size`) at `to` (x, y), keeping the larger value of
 /// each pixel.
@@ -207,6 +236,30 @@ pub fn paste_max(
         let d = &mut canvas[(to[1] + r) * canvas_size + to[0]..][..crop];
         for (d, &s) in d.iter_mut().zip(s) {
             *d = (*d).max(s);
+        }
+    }
+}
+
+/// Adds the `crop` x `crop` square of `src` at `from` (x, y) to `canvas` at `to` (x, y),
+/// saturating at 255: MNIST-cluttered's "added and clipped to [0, 1]" for u8 pixels (for
+/// non-negative pixels, saturating each sum equals clipping the total once).
+pub fn paste_add(
+    canvas: &mut [u8],
+    canvas_size: usize,
+    src: &[u8],
+    src_size: usize,
+    crop: usize,
+    from: [usize; 2],
+    to: [usize; 2],
+) {
+    check_square(src, src_size);
+    assert!(from[0] + crop <= src_size && from[1] + crop <= src_size);
+    assert!(to[0] + crop <= canvas_size && to[1] + crop <= canvas_size);
+    for r in 0..crop {
+        let s = &src[(from[1] + r) * src_size + from[0]..][..crop];
+        let d = &mut canvas[(to[1] + r) * canvas_size + to[0]..][..crop];
+        for (d, &s) in d.iter_mut().zip(s) {
+            *d = d.saturating_add(s);
         }
     }
 }
