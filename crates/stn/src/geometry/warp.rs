@@ -172,19 +172,7 @@ pub fn warp_tps(
     points: &[[f64; 2]],
     offsets: &[[f64; 2]],
 ) -> Option<Vec<u8>> {
-    check_square(image, size);
-    assert_eq!(
-        offsets.len(),
-        points.len(),
-        "warp_tps: one offset per control point"
-    );
-    let targets: Vec<[f64; 2]> = points
-        .iter()
-        .zip(offsets)
-        .map(|(p, o)| [p[0] + o[0], p[1] + o[1]])
-        .collect();
-    let tps = ThinPlateSpline::fit(points, &targets)?;
-    Some(warp(image, size, size, |x, y| Some(tps.eval([x, y]))))
+    warp_tps_mapped(image, size, points, offsets, |q| q)
 }
 
 /// [`warp_tps`] of the image scaled by `scale` about its centre: output pixel `p` samples the
@@ -195,6 +183,21 @@ pub fn warp_tps_scaled(
     scale: f64,
     points: &[[f64; 2]],
     offsets: &[[f64; 2]],
+) -> Option<Vec<u8>> {
+    let c = centre(size);
+    // The scaled image at q shows the source at c + (q - c) / scale.
+    warp_tps_mapped(image, size, points, offsets, |[qx, qy]| {
+        [c + (qx - c) / scale, c + (qy - c) / scale]
+    })
+}
+
+/// Output pixel `p` samples the source at `map(TPS(p))`.
+fn warp_tps_mapped(
+    image: &[u8],
+    size: usize,
+    points: &[[f64; 2]],
+    offsets: &[[f64; 2]],
+    map: impl Fn([f64; 2]) -> [f64; 2],
 ) -> Option<Vec<u8>> {
     check_square(image, size);
     assert_eq!(
@@ -208,12 +211,7 @@ pub fn warp_tps_scaled(
         .map(|(p, o)| [p[0] + o[0], p[1] + o[1]])
         .collect();
     let tps = ThinPlateSpline::fit(points, &targets)?;
-    let c = centre(size);
-    Some(warp(image, size, size, |x, y| {
-        let [qx, qy] = tps.eval([x, y]);
-        // The scaled image at q shows the source at c + (q - c) / scale.
-        Some([c + (qx - c) / scale, c + (qy - c) / scale])
-    }))
+    Some(warp(image, size, size, |x, y| Some(map(tps.eval([x, y])))))
 }
 
 /// Combines the `crop`-pixel square of `src` (side `src_size`) whose top-left pixel is at
