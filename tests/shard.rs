@@ -373,3 +373,50 @@ fn a_cell_locked_by_another_process_is_left_alone() {
         "{again}"
     );
 }
+
+/// The committed docs/paper/table1.json is what the issue asks for: a list of cells with the
+/// dataset, model and transform names, the errors (ours and the paper's), epochs, seconds
+/// and budget, each cell once per budget and seed.
+#[test]
+fn committed_table1_json_has_the_published_schema() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/paper/table1.json");
+    let cells: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&path).expect("docs/paper/table1.json")).unwrap();
+    assert!(!cells.is_empty());
+    let mut seen = std::collections::HashSet::new();
+    for c in &cells {
+        let s = |k: &str| {
+            c[k].as_str()
+                .unwrap_or_else(|| panic!("{k} in {c}"))
+                .to_string()
+        };
+        let n = |k: &str| c[k].as_f64().unwrap_or_else(|| panic!("{k} in {c}"));
+        assert!(
+            ["r", "rts", "p", "e", "tc"].contains(&s("dataset").as_str()),
+            "{c}"
+        );
+        assert!(
+            ["cnn", "fcn", "st-cnn", "st-fcn"].contains(&s("model").as_str()),
+            "{c}"
+        );
+        let transform = s("transform");
+        assert!(
+            ["none", "affine", "projective", "tps"].contains(&transform.as_str()),
+            "{c}"
+        );
+        assert_eq!(transform == "none", !s("model").starts_with("st-"), "{c}");
+        assert!(
+            (0.0..=100.0).contains(&n("error")) && n("paper") > 0.0,
+            "{c}"
+        );
+        assert!(n("epochs") >= 1.0 && n("seconds") > 0.0, "{c}");
+        let key = (
+            s("budget"),
+            s("dataset"),
+            s("model"),
+            transform,
+            c["seed"].to_string(),
+        );
+        assert!(seen.insert(key), "duplicate cell {c}");
+    }
+}
