@@ -48,6 +48,7 @@ fn set(n: usize) -> ImageSet {
         labels: (0..n).map(|i| (i % 10) as u8).collect(),
         rows: S,
         cols: S,
+        channels: 1,
     }
 }
 
@@ -361,6 +362,7 @@ fn tc_clutter_comes_from_other_images() {
         labels: vec![0, 1],
         rows: S,
         cols: S,
+        channels: 1,
     };
     for seed in 0..20 {
         let out = distort_set(Distortion::Tc, &base, seed, "train");

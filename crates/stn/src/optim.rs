@@ -20,7 +20,7 @@ pub struct SgdConfig {
     /// L2 penalty added to the gradient.
     pub weight_decay: f64,
     /// Learning-rate multiplier of the localization network (the parameters named
-    /// `localization.*` and `fc_loc.*`); 1 trains it like the rest, as the tutorial does. A
+    /// `localization.*` and `fc_loc.*`, and `st2.` before them for a second transformer); 1 trains it like the rest, as the tutorial does. A
     /// smaller rate keeps the transformer from collapsing early in harder problems.
     #[serde(default = "one")]
     pub loc_lr_scale: f64,
@@ -41,8 +41,10 @@ impl SgdConfig {
         }
     }
 
-    /// The learning rate of the parameter named `name`.
+    /// The learning rate of the parameter named `name` (the second transformer's of a 2xST
+    /// network, `st2.localization.*` and `st2.fc_loc.*`, are localization parameters too).
     pub fn lr_for(&self, name: &str) -> f64 {
+        let name = name.strip_prefix("st2.").unwrap_or(name);
         if name.starts_with("localization.") || name.starts_with("fc_loc.") {
             self.lr * self.loc_lr_scale
         } else {

@@ -214,14 +214,8 @@ impl DataSpec {
 
     /// Loads (or generates) the data and keeps the first images as the limits say.
     pub fn load(&self) -> Result<Dataset, DataError> {
-        let mut data = self.source.load()?;
-        if let Some(n) = self.limit_train {
-            data.train.truncate(n);
-        }
-        if let Some(n) = self.limit_test {
-            data.test.truncate(n);
-        }
-        Ok(data)
+        self.source
+            .load_limited((self.limit_train, self.limit_test))
     }
 }
 

@@ -315,8 +315,9 @@ pub fn distort_one(
 /// it is alone). Panics unless `set` holds 28×28 images.
 pub fn distort_set(kind: Distortion, set: &ImageSet, seed: u64, split: &str) -> ImageSet {
     assert!(
-        set.rows == SOURCE_SIZE && set.cols == SOURCE_SIZE,
-        "distorted MNIST needs 28×28 source images, got {}×{}",
+        set.rows == SOURCE_SIZE && set.cols == SOURCE_SIZE && set.channels == 1,
+        "distorted MNIST needs 28×28 single-channel source images, got {}×{}×{}",
+        set.channels,
         set.rows,
         set.cols
     );
@@ -347,6 +348,7 @@ pub fn distort_set(kind: Distortion, set: &ImageSet, seed: u64, split: &str) -> 
         labels: set.labels.clone(),
         rows: side,
         cols: side,
+        channels: 1,
     }
 }
 

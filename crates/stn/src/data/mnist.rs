@@ -97,10 +97,12 @@ pub enum DataError {
     },
 }
 
-/// A set of single-channel u8 images with class labels.
+/// A set of u8 images with class labels: single-channel (MNIST and its distorted variants) or
+/// with several channels (the two digits of the addition pairs, see
+/// [`super::addition`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSet {
-    /// Pixels, image after image, row-major.
+    /// Pixels, image after image; within an image, channel after channel, each row-major.
     pub images: Vec<u8>,
     /// One class per image.
     pub labels: Vec<u8>,
@@ -108,6 +110,8 @@ pub struct ImageSet {
     pub rows: usize,
     /// Image width.
     pub cols: usize,
+    /// Channels per image (1 but for the addition pairs' 2).
+    pub channels: usize,
 }
 
 impl ImageSet {
@@ -121,9 +125,9 @@ impl ImageSet {
         self.labels.is_empty()
     }
 
-    /// Pixels per image.
+    /// Values per image: channels x rows x cols (rows x cols for single-channel images).
     pub fn pixels(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// The pixels of image `i`.
@@ -139,7 +143,8 @@ impl ImageSet {
         }
     }
 
-    /// Writes normalized pixels of the images at `indices` into `out` ([len, 1, rows, cols])
+    /// Writes normalized pixels of the images at `indices` into `out` ([len, channels, rows,
+    /// cols])
     /// and their labels into `labels`.
     pub fn gather(
         &self,
@@ -236,6 +241,7 @@ pub fn load_split(images_path: &Path, labels_path: &Path) -> Result<ImageSet, Da
         labels: labels.data,
         rows,
         cols,
+        channels: 1,
     })
 }
 
@@ -263,16 +269,20 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
     Ok(Dataset { train, test })
 }
 
-/// Writes a split as the two standard IDX files (uncompressed) into `dir`.
+/// Writes a split as the two standard IDX files (uncompressed) into `dir`. Images of several
+/// channels are written as a 4-D IDX array [n, channels, rows, cols] (which `stn` itself does
+/// not read back: its generated sets are regenerated from their seed).
 pub fn write_split(dir: &Path, set: &ImageSet, train: bool) -> std::io::Result<()> {
     let (img, lbl) = if train {
         (FILE_NAMES[0], FILE_NAMES[1])
     } else {
         (FILE_NAMES[2], FILE_NAMES[3])
     };
-    std::fs::write(
-        dir.join(img),
-        idx::encode(&[set.len(), set.rows, set.cols], &set.images),
-    )?;
+    let dims = if set.channels == 1 {
+        vec![set.len(), set.rows, set.cols]
+    } else {
+        vec![set.len(), set.channels, set.rows, set.cols]
+    };
+    std::fs::write(dir.join(img), idx::encode(&dims, &set.images))?;
     std::fs::write(dir.join(lbl), idx::encode(&[set.len()], &set.labels))
 }

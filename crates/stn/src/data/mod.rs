@@ -1,5 +1,7 @@
-//! Data: IDX files, MNIST-format image sets, and the paper's distorted variants.
+//! Data: IDX files, MNIST-format image sets, the paper's distorted variants and its MNIST
+//! addition pairs.
 
+pub mod addition;
 pub mod distort;
 pub mod mnist;
 
@@ -37,26 +39,68 @@ pub enum Source {
         /// Generator seed.
         seed: u64,
     },
+    /// The MNIST addition pairs made from the 28x28 set in `base` with `seed` (see
+    /// [`addition`]): two-channel 42x42 images, labelled with the sum of their digits.
+    Addition {
+        /// Folder of the source digits.
+        base: PathBuf,
+        /// Generator seed.
+        seed: u64,
+    },
 }
 
 impl Source {
     /// Loads (or generates) the dataset.
     pub fn load(&self) -> Result<Dataset, DataError> {
-        match self {
-            Self::Folder(dir) => mnist::load_dir(dir),
+        self.load_limited((None, None))
+    }
+
+    /// Loads (or generates) the dataset with at most `limits` = (train, test) images in each
+    /// split: the first ones of the whole set (the addition pairs are generated only up to the
+    /// limits; the other sets are loaded or generated whole, then cut).
+    pub fn load_limited(
+        &self,
+        (limit_train, limit_test): (Option<usize>, Option<usize>),
+    ) -> Result<Dataset, DataError> {
+        let mut data = match self {
+            Self::Folder(dir) => mnist::load_dir(dir)?,
             Self::Distorted { base, kind, seed } => {
-                let data = mnist::load_dir(base)?;
-                for set in [&data.train, &data.test] {
-                    if (set.rows, set.cols) != (distort::SOURCE_SIZE, distort::SOURCE_SIZE) {
-                        return Err(DataError::Size {
-                            dir: base.clone(),
-                            rows: set.rows,
-                            cols: set.cols,
-                        });
-                    }
-                }
-                Ok(distort::distort_dataset(*kind, &data, *seed))
+                let data = load_source_digits(base)?;
+                distort::distort_dataset(*kind, &data, *seed)
             }
+            Self::Addition { base, seed } => {
+                let data = load_source_digits(base)?;
+                return Ok(addition::addition_dataset(
+                    &data,
+                    *seed,
+                    (limit_train, limit_test),
+                ));
+            }
+        };
+        if let Some(n) = limit_train {
+            data.train.truncate(n);
+        }
+        if let Some(n) = limit_test {
+            data.test.truncate(n);
+        }
+        Ok(data)
+    }
+
+    /// The folder the data is read from (or generated from).
+    pub fn folder(&self) -> &Path {
+        match self {
+            Self::Folder(dir)
+            | Self::Distorted { base: dir, .. }
+            | Self::Addition { base: dir, .. } => dir,
+        }
+    }
+
+    /// The folder the data is read from (or generated from), to change it.
+    pub fn folder_mut(&mut self) -> &mut PathBuf {
+        match self {
+            Self::Folder(dir)
+            | Self::Distorted { base: dir, .. }
+            | Self::Addition { base: dir, .. } => dir,
         }
     }
 
@@ -72,6 +116,28 @@ impl Source {
                     base.display()
                 )
             }
+            Self::Addition { base, seed } => {
+                format!(
+                    "MNIST addition ({}, seed {seed}) from {}",
+                    addition::DESCRIPTION,
+                    base.display()
+                )
+            }
         }
     }
+}
+
+/// The 28x28 digits in `base` that the generated datasets are made from.
+fn load_source_digits(base: &Path) -> Result<Dataset, DataError> {
+    let data = mnist::load_dir(base)?;
+    for set in [&data.train, &data.test] {
+        if (set.rows, set.cols) != (distort::SOURCE_SIZE, distort::SOURCE_SIZE) {
+            return Err(DataError::Size {
+                dir: base.to_path_buf(),
+                rows: set.rows,
+                cols: set.cols,
+            });
+        }
+    }
+    Ok(data)
 }

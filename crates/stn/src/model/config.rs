@@ -10,8 +10,17 @@ use crate::transformer::{SamplerConfig, TransformKind};
 /// Everything that determines a network's architecture; stored in every checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
-    /// Input [height, width] (single channel).
+    /// Input [height, width].
     pub input_size: [usize; 2],
+    /// Input channels (1 but for the MNIST addition pairs' 2). Left out of the JSON when 1, so
+    /// single-channel checkpoints read and write as before it existed.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub channels: usize,
+    /// Spatial transformers side by side in front of the classifier (with a transform): 1, or 2
+    /// for the paper's 2xST networks, whose transformers each see every input channel and
+    /// whose outputs are concatenated along the channels. Left out of the JSON when 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub transformers: usize,
     /// The transformer's family, or `None` for the plain CNN.
     pub transform: Option<TransformKind>,
     /// The transformer's sampler.
@@ -21,6 +30,14 @@ pub struct ModelConfig {
     /// The network family (checkpoints written before it existed hold the tutorial's).
     #[serde(default)]
     pub arch: Arch,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// The network family around the transformer.
@@ -162,6 +179,8 @@ impl ModelConfig {
     pub fn tutorial() -> Self {
         Self {
             input_size: [28, 28],
+            channels: 1,
+            transformers: 1,
             transform: Some(TransformKind::Affine),
             sampler: SamplerConfig::default(),
             classes: 10,
@@ -187,6 +206,8 @@ impl ModelConfig {
         }
         Self {
             input_size: size,
+            channels: 1,
+            transformers: 1,
             transform,
             sampler,
             classes: 10,
@@ -199,18 +220,51 @@ impl ModelConfig {
         Self { arch, ..self }
     }
 
+    /// The same network for images of `channels` channels.
+    pub fn with_channels(self, channels: usize) -> Self {
+        Self { channels, ..self }
+    }
+
+    /// The same network with `transformers` spatial transformers side by side (2: the
+    /// paper's 2xST networks).
+    pub fn with_transformers(self, transformers: usize) -> Self {
+        Self {
+            transformers,
+            ..self
+        }
+    }
+
+    /// The same network with `classes` classes.
+    pub fn with_classes(self, classes: usize) -> Self {
+        Self { classes, ..self }
+    }
+
     /// A short name: "cnn", "st-affine", "st-tps16", ... for the tutorial's family;
-    /// "paper-cnn", "paper-st-cnn-affine", "paper-st-fcn-tps16", ... for the paper's.
+    /// "paper-cnn", "paper-st-cnn-affine", "paper-st-fcn-tps16", ... for the paper's, and
+    /// "paper-2xst-fcn-affine", ... with two transformers.
     pub fn name(&self) -> String {
         let kind = |k: TransformKind| match k {
             TransformKind::Tps { grid } => format!("tps{}", grid * grid),
             k => k.name().to_string(),
         };
+        let st = match self.transformers {
+            1 => "st".to_string(),
+            n => format!("{n}xst"),
+        };
         match (self.arch, self.transform) {
             (Arch::Tutorial, None) => "cnn".into(),
-            (Arch::Tutorial, Some(k)) => format!("st-{}", kind(k)),
+            (Arch::Tutorial, Some(k)) => format!("{st}-{}", kind(k)),
             (a, None) => format!("paper-{}", a.family()),
-            (a, Some(k)) => format!("paper-st-{}-{}", a.family(), kind(k)),
+            (a, Some(k)) => format!("paper-{st}-{}-{}", a.family(), kind(k)),
+        }
+    }
+
+    /// Channels the classifier sees: the input's, times the number of transformers when
+    /// there are transformers (their outputs are concatenated).
+    pub fn classifier_channels(&self) -> usize {
+        match self.transform {
+            Some(_) => self.channels * self.transformers,
+            None => self.channels,
         }
     }
 
@@ -225,7 +279,7 @@ impl ModelConfig {
     /// Features entering fc1.
     pub fn classifier_features(&self) -> usize {
         let mut s = self.classifier_input();
-        let mut c = 1;
+        let mut c = self.classifier_channels();
         for b in self.arch.convs() {
             s = s.map(|v| b.side(v));
             c = b.filters;
@@ -235,7 +289,9 @@ impl ModelConfig {
 
     /// Features entering the transformer's regression head.
     pub fn localization_features(&self) -> usize {
-        self.arch.localization().features(1, self.input_size)
+        self.arch
+            .localization()
+            .features(self.channels, self.input_size)
     }
 
     /// Every parameter's shape by PyTorch name: what a state dict for this architecture must
@@ -247,7 +303,7 @@ impl ModelConfig {
             shapes.insert(format!("{name}.bias"), vec![weight[0]]);
             shapes.insert(format!("{name}.weight"), weight);
         };
-        let mut c = 1;
+        let mut c = self.classifier_channels();
         for (i, b) in self.arch.convs().iter().enumerate() {
             layer(
                 &format!("conv{}", i + 1),
@@ -267,22 +323,28 @@ impl ModelConfig {
         if let Some(kind) = self.transform {
             let loc = self.arch.localization();
             let [h, w] = self.input_size;
-            // PyTorch names of the tutorial's Sequential (conv, pool, relu, conv, ...).
-            let mut c = 1;
-            for (i, b) in loc.convs.iter().enumerate() {
+            for t in 0..self.transformers {
+                let p = super::state::transformer_prefix(t);
+                // PyTorch names of the tutorial's Sequential (conv, pool, relu, conv, ...).
+                let mut c = self.channels;
+                for (i, b) in loc.convs.iter().enumerate() {
+                    layer(
+                        &format!("{p}localization.{}", 3 * i),
+                        vec![b.filters, c, b.kernel, b.kernel],
+                    );
+                    c = b.filters;
+                }
+                let mut d = self.channels * h * w;
+                for (i, &u) in loc.linear.iter().enumerate() {
+                    layer(&format!("{p}localization.fc{}", i + 1), vec![u, d]);
+                    d = u;
+                }
                 layer(
-                    &format!("localization.{}", 3 * i),
-                    vec![b.filters, c, b.kernel, b.kernel],
+                    &format!("{p}fc_loc.0"),
+                    vec![loc.head, self.localization_features()],
                 );
-                c = b.filters;
+                layer(&format!("{p}fc_loc.2"), vec![kind.num_params(), loc.head]);
             }
-            let mut d = h * w;
-            for (i, &u) in loc.linear.iter().enumerate() {
-                layer(&format!("localization.fc{}", i + 1), vec![u, d]);
-                d = u;
-            }
-            layer("fc_loc.0", vec![loc.head, self.localization_features()]);
-            layer("fc_loc.2", vec![kind.num_params(), loc.head]);
         }
         shapes
     }
@@ -295,14 +357,21 @@ impl ModelConfig {
             .sum()
     }
 
-    /// Checks that images of `size` [height, width] fit the network.
+    /// Checks that single-channel images of `size` [height, width] fit the network.
     pub fn check_input(&self, size: [usize; 2]) -> Result<(), InputSizeError> {
-        if size == self.input_size {
+        self.check_images(1, size)
+    }
+
+    /// Checks that images of `channels` channels of `size` [height, width] fit the network.
+    pub fn check_images(&self, channels: usize, size: [usize; 2]) -> Result<(), InputSizeError> {
+        if size == self.input_size && channels == self.channels {
             Ok(())
         } else {
             Err(InputSizeError {
                 model: self.input_size,
                 data: size,
+                model_channels: self.channels,
+                data_channels: channels,
             })
         }
     }
@@ -319,6 +388,18 @@ impl ModelConfig {
             return Err(format!(
                 "image sides above {MAX_SIDE} pixels are not supported (input {h}x{w}, sampler output {:?})",
                 self.sampler.output_size
+            ));
+        }
+        if !(1..=MAX_CHANNELS).contains(&self.channels) {
+            return Err(format!(
+                "{} input channels: between 1 and {MAX_CHANNELS} are supported",
+                self.channels
+            ));
+        }
+        if !(1..=MAX_TRANSFORMERS).contains(&self.transformers) {
+            return Err(format!(
+                "{} spatial transformers: between 1 and {MAX_TRANSFORMERS} are supported",
+                self.transformers
             ));
         }
         if !(1..=MAX_CLASSES).contains(&self.classes) {
@@ -372,17 +453,34 @@ pub const MAX_WIDTH: usize = 4096;
 pub const MAX_SIDE: usize = 4096;
 /// Largest number of classes.
 pub const MAX_CLASSES: usize = 1000;
+/// Most input channels a network may take.
+pub const MAX_CHANNELS: usize = 16;
+/// Most spatial transformers side by side.
+pub const MAX_TRANSFORMERS: usize = 2;
 /// Largest thin-plate spline control grid side.
 pub const MAX_TPS_GRID: usize = 32;
 
-/// Images of another size than a network takes.
+/// Images of another size (or number of channels) than a network takes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the model takes {}x{} images but the data has {}x{}", model[0], model[1], data[0], data[1])]
+#[error("the model takes {} images but the data has {}", shape(*model_channels, *model), shape(*data_channels, *data))]
 pub struct InputSizeError {
     /// The network's input [height, width].
     pub model: [usize; 2],
     /// The data's image [height, width].
     pub data: [usize; 2],
+    /// The network's input channels.
+    pub model_channels: usize,
+    /// The data's channels.
+    pub data_channels: usize,
+}
+
+/// "28x28" for one channel, "2x42x42" for several.
+fn shape(channels: usize, [h, w]: [usize; 2]) -> String {
+    if channels == 1 {
+        format!("{h}x{w}")
+    } else {
+        format!("{channels}x{h}x{w}")
+    }
 }
 
 /// The normalized value of a black MNIST pixel, (0 - mean) / std: what a sampler should read

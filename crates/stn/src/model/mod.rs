@@ -47,6 +47,10 @@ pub const DROPOUT: f32 = 0.5;
 pub struct Net {
     /// The spatial transformer; `None` for the plain CNN baseline.
     pub transformer: Option<SpatialTransformer<LocalizationNet>>,
+    /// The second spatial transformer of a 2xST network (its parameters are named `st2.*`),
+    /// beside the first: each sees the whole input and their outputs are concatenated along
+    /// the channels. `None` for every other network.
+    pub transformer2: Option<SpatialTransformer<LocalizationNet>>,
     /// First convolution block (conv, max-pool 2, ReLU); `None` for the fully connected
     /// families.
     pub conv1: Option<ConvPoolRelu>,
@@ -69,11 +73,14 @@ impl Net {
         let mut rng = Rng::derive(seed, "init");
         let arch = config.arch;
         // PyTorch creates the classifier's layers first, then the transformer's.
-        let mut convs = arch.convs().into_iter().scan(1, |c, b| {
-            let block = ConvPoolRelu::new(*c, b.filters, b.kernel, &mut rng, device);
-            *c = b.filters;
-            Some(block)
-        });
+        let mut convs = arch
+            .convs()
+            .into_iter()
+            .scan(config.classifier_channels(), |c, b| {
+                let block = ConvPoolRelu::new(*c, b.filters, b.kernel, &mut rng, device);
+                *c = b.filters;
+                Some(block)
+            });
         let (conv1, conv2) = (convs.next(), convs.next());
         drop(convs);
         let mut d = config.classifier_features();
@@ -90,8 +97,13 @@ impl Net {
         let transformer = config
             .transform
             .map(|kind| new_transformer(config, kind, &mut rng, device));
+        let transformer2 = config
+            .transform
+            .filter(|_| config.transformers > 1)
+            .map(|kind| new_transformer(config, kind, &mut rng, device));
         Self {
             transformer,
+            transformer2,
             conv1,
             conv2,
             fc1,
@@ -124,31 +136,47 @@ impl Net {
         Ok(load_state_dict(Self::new(config, 0, device), params)?)
     }
 
-    /// Class log-probabilities [N, classes] for images [N, 1, H, W]: the tutorial's forward.
+    /// Class log-probabilities [N, classes] for images [N, C, H, W] (C = 1: the tutorial's
+    /// forward).
     pub fn forward(&self, x: Tensor<4>, mode: &mut Mode) -> Tensor<2> {
         self.forward_with_params(x, mode).0
     }
 
-    /// Class log-probabilities and the transformer's parameters (`None` for the plain CNN).
+    /// Class log-probabilities and the transformer's parameters (`None` for the plain CNN;
+    /// both transformers' side by side, [N, 2P], for a 2xST network).
     pub fn forward_with_params(
         &self,
         x: Tensor<4>,
         mode: &mut Mode,
     ) -> (Tensor<2>, Option<Tensor<2>>) {
-        match &self.transformer {
-            Some(transformer) => {
-                let (x, params) = transformer.forward_with_params(x);
-                (self.classify(x, mode), Some(params))
-            }
-            None => (self.classify(x, mode), None),
+        match self.transform_with_params(x) {
+            (x, Some(params)) => (self.classify(x, mode), Some(params)),
+            (x, None) => (self.classify(x, mode), None),
         }
     }
 
-    /// The transformer's output for `x` (the input itself for the plain CNN).
+    /// The transformer's output for `x` (the input itself for the plain CNN; both
+    /// transformers' outputs concatenated along the channels for a 2xST network).
     pub fn transform(&self, x: Tensor<4>) -> Tensor<4> {
-        match &self.transformer {
-            Some(transformer) => transformer.forward(x),
-            None => x,
+        self.transform_with_params(x).0
+    }
+
+    /// [`Self::transform`] and the transformers' parameters.
+    fn transform_with_params(&self, x: Tensor<4>) -> (Tensor<4>, Option<Tensor<2>>) {
+        match (&self.transformer, &self.transformer2) {
+            (Some(first), Some(second)) => {
+                let (a, pa) = first.forward_with_params(x.clone());
+                let (b, pb) = second.forward_with_params(x);
+                (
+                    Tensor::cat(vec![a, b], 1),
+                    Some(Tensor::cat(vec![pa, pb], 1)),
+                )
+            }
+            (Some(transformer), None) => {
+                let (x, params) = transformer.forward_with_params(x);
+                (x, Some(params))
+            }
+            _ => (x, None),
         }
     }
 
@@ -198,8 +226,9 @@ impl Net {
     }
 }
 
-/// The transformer `config` puts in front of its classifier: its family's localization
-/// network, a regression head starting at the identity, and the configured sampler.
+/// A transformer `config` puts in front of its classifier: its family's localization
+/// network (seeing every input channel), a regression head starting at the identity, and the
+/// configured sampler.
 fn new_transformer(
     config: &ModelConfig,
     kind: TransformKind,
@@ -210,14 +239,17 @@ fn new_transformer(
     let [h, w] = config.input_size;
     let localization = match (layout.convs.as_slice(), layout.linear.as_slice()) {
         ([a, b], []) => LocalizationNet::Conv(Localization::with_blocks(
-            1,
+            config.channels,
             [(a.filters, a.kernel), (b.filters, b.kernel)],
             rng,
             device,
         )),
-        ([], [u, v]) if u == v => {
-            LocalizationNet::Mlp(MlpLocalization::new(h * w, *u, rng, device))
-        }
+        ([], [u, v]) if u == v => LocalizationNet::Mlp(MlpLocalization::new(
+            config.channels * h * w,
+            *u,
+            rng,
+            device,
+        )),
         _ => unreachable!("every family's localization network is two blocks or two layers"),
     };
     let fc_loc = RegressionHead::with_hidden(

@@ -54,8 +54,25 @@ const RENAMES: [(&str, &str); 4] = [
     ("fc_loc.fc2.", "fc_loc.2."),
 ];
 
+/// The prefix of the parameter names of transformer `t` (from 0) of a network with several
+/// side by side: none for the first (its names are the tutorial's), `st2.` for the second.
+pub fn transformer_prefix(t: usize) -> String {
+    match t {
+        0 => String::new(),
+        t => format!("st{}.", t + 1),
+    }
+}
+
 /// The PyTorch name of a burn parameter path.
 pub fn torch_name(path: &str) -> String {
+    // The second transformer of a 2xST network: its own names, prefixed.
+    if let Some(rest) = path.strip_prefix("transformer2.") {
+        return format!(
+            "{}{}",
+            transformer_prefix(1),
+            torch_name(&format!("transformer.{rest}"))
+        );
+    }
     let path = path.strip_prefix("transformer.").unwrap_or(path);
     // stn's networks hold their localization network as an enum (`LocalizationNet`), whose
     // variant burn adds to the path; the variants' parameter names do not overlap.

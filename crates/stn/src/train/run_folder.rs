@@ -8,7 +8,6 @@ use burn::tensor::Device;
 
 use super::trainer::{TrainError, Trainer};
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::data::Source;
 use crate::model::ModelConfig;
 use crate::run::{CHECKPOINT_FILE, DataSpec, TrainConfig};
 
@@ -102,9 +101,7 @@ pub fn open(dir: &Path, how: Open, device: &Device) -> Result<(Trainer, Opened),
         Open::Resume { epochs, data_dir } => {
             let mut trainer = resume(&path, dir, device)?;
             if let Some(data_dir) = data_dir {
-                match &mut trainer.progress.data.source {
-                    Source::Folder(d) | Source::Distorted { base: d, .. } => *d = data_dir,
-                }
+                *trainer.progress.data.source.folder_mut() = data_dir;
             }
             if let Some(epochs) = epochs {
                 trainer.set_epochs(epochs);

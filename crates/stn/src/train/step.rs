@@ -163,7 +163,7 @@ pub fn data_parallel_step_on(net: &Net, batch: Batch, dropout: Dropout, device: 
     }
 }
 
-/// Uploads a gathered batch: images `[n, 1, rows, cols]` and labels `[n]`.
+/// Uploads a gathered batch: images `[n, channels, rows, cols]` and labels `[n]`.
 /// The buffers are moved into the tensors (no copy of the images).
 pub fn batch_tensors(
     set: &ImageSet,
@@ -172,7 +172,10 @@ pub fn batch_tensors(
     device: &Device,
 ) -> (Tensor<4>, Tensor<1, Int>) {
     let n = labels.len();
-    let x = Tensor::from_data(TensorData::new(images, [n, 1, set.rows, set.cols]), device);
+    let x = Tensor::from_data(
+        TensorData::new(images, [n, set.channels, set.rows, set.cols]),
+        device,
+    );
     let y = Tensor::from_data(TensorData::new(labels, [n]), device);
     (x, y)
 }

@@ -241,7 +241,7 @@ impl Trainer {
         for (which, set) in [("training", first.as_ref()), ("test", test)] {
             self.net
                 .config
-                .check_input([set.rows, set.cols])
+                .check_images(set.channels, [set.rows, set.cols])
                 .map_err(|source| TrainError::DataSize { which, source })?;
         }
         while self.progress.epochs_done < self.progress.config.epochs {
@@ -251,10 +251,12 @@ impl Trainer {
             let mut shuffle_rng = self.progress.shuffle_rng.clone();
             let mut dropout_rng = self.progress.dropout_rng.clone();
             let set = train(epoch);
-            if (set.rows, set.cols) != (first.rows, first.cols) {
+            if (set.channels, set.rows, set.cols) != (first.channels, first.rows, first.cols) {
                 let source = InputSizeError {
                     model: [first.rows, first.cols],
                     data: [set.rows, set.cols],
+                    model_channels: first.channels,
+                    data_channels: set.channels,
                 };
                 return Err(TrainError::DataSize {
                     which: "training",
