@@ -25,9 +25,10 @@ const PICTURE_DIGITS: usize = 64;
 /// The pictures of one run folder.
 pub struct RunPictures {
     out: PathBuf,
-    /// Normalized inputs [count, 1, rows, cols] of the followed test digits.
+    /// Normalized inputs [count, channels, rows, cols] of the followed test digits.
     digits: Vec<f32>,
     count: usize,
+    channels: usize,
     size: [usize; 2],
     rows: EpochRows,
 }
@@ -37,7 +38,9 @@ impl RunPictures {
     /// `epochs_done` epochs are already behind it (a resumed run continues its picture from
     /// the rows saved beside it).
     pub fn new(out: &Path, test: &ImageSet, epochs_done: usize) -> Self {
-        let count = EPOCH_DIGITS.min(test.len());
+        // Every channel is a tile of its own (the MNIST addition pairs: two per input, four
+        // after a 2xST network's transformers): fewer images keep the rows as wide.
+        let count = (EPOCH_DIGITS / test.channels.pow(2)).max(1).min(test.len());
         let lut = normalization_lut(MEAN, STD);
         let idx: Vec<usize> = (0..count).collect();
         let (mut digits, mut labels) = (Vec::new(), Vec::new());
@@ -64,6 +67,7 @@ impl RunPictures {
             out: out.to_path_buf(),
             digits,
             count,
+            channels: test.channels,
             size: [test.rows, test.cols],
             rows,
         }
@@ -81,7 +85,8 @@ impl RunPictures {
             move |e: String| format!("cannot write {p}: {e}")
         };
         let path = self.out.join(PICTURE_FILE);
-        crate::report::transformed_digits(net, test, PICTURE_DIGITS)
+        let digits = (PICTURE_DIGITS / test.channels.pow(2)).max(1);
+        crate::report::transformed_digits(net, test, digits)
             .save_png(&path)
             .map_err(|e| e.to_string())
             .map_err(fail(&path))?;
@@ -106,7 +111,7 @@ impl RunPictures {
         let device = net.device();
         let [h, w] = self.size;
         let x = Tensor::<4>::from_data(
-            TensorData::new(self.digits.clone(), [self.count, 1, h, w]),
+            TensorData::new(self.digits.clone(), [self.count, self.channels, h, w]),
             &device,
         );
         let out = net.transform(x);

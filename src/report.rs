@@ -181,6 +181,10 @@ pub fn denormalize(values: &[f32], mean: f32, std: f32) -> Vec<f32> {
 
 /// The tutorial's picture: `count` test images ("Dataset Images") beside the same images after
 /// the network's transformer ("Transformed Images"), de-normalized with MNIST's mean and std.
+///
+/// Images of several channels (the MNIST addition pairs) show each channel as its own tile,
+/// side by side in channel order; so does the transformers' output (a 2xST network's two
+/// transformers' outputs concatenated: the first's channels, then the second's).
 pub fn transformed_digits(
     net: &stn::model::Net,
     set: &stn::data::ImageSet,
@@ -195,41 +199,48 @@ pub fn transformed_digits(
     set.gather(&idx, &lut, &mut images, &mut labels);
     let device = net.device();
     let x = Tensor::<4>::from_data(
-        TensorData::new(images.clone(), [count, 1, set.rows, set.cols]),
+        TensorData::new(images.clone(), [count, set.channels, set.rows, set.cols]),
         &device,
     );
     let out = net.transform(x);
-    let [_, _, oh, ow] = out.dims();
+    let [_, oc, oh, ow] = out.dims();
     let out: Vec<f32> = out
         .into_data()
         .convert::<f32>()
         .try_into_vec()
         .expect("f32 output");
     let per_row = (count as f64).sqrt().ceil() as usize;
-    // Small images are enlarged so the picture is readable (panels of about 480 pixels).
-    let scale = (480 / (per_row * (set.cols + 2) + 2)).max(1);
+    let in_row = per_row * set.channels;
+    // Small images are enlarged so the picture is readable (panels of about 480 pixels; 960
+    // for several channels, whose tiles are twice as many).
+    let panel = if set.channels == 1 { 480 } else { 960 };
+    let scale = (panel / (in_row * (set.cols + 2) + 2)).max(1);
     let input = image_grid(
         &denormalize(&images, MEAN, STD),
-        count,
+        count * set.channels,
         set.rows,
         set.cols,
-        per_row,
+        in_row,
     )
     .scaled(scale);
-    let oscale = ((input.width as f64 / (per_row * (ow + 2) + 2) as f64).round() as usize).max(1);
-    let output = image_grid(&denormalize(&out, MEAN, STD), count, oh, ow, per_row).scaled(oscale);
+    let out_row = per_row * oc;
+    let oscale = ((input.width as f64 / (out_row * (ow + 2) + 2) as f64).round() as usize).max(1);
+    let output =
+        image_grid(&denormalize(&out, MEAN, STD), count * oc, oh, ow, out_row).scaled(oscale);
     titled_panels(&[("Dataset Images", &input), ("Transformed Images", &output)])
 }
 
-/// A titled sheet of the first `count` images of `set` (raw pixels, no model).
+/// A titled sheet of the first `count` images of `set` (raw pixels, no model; several channels
+/// side by side).
 pub fn sample_sheet(set: &stn::data::ImageSet, count: usize, title: &str) -> Canvas {
     let count = count.min(set.len()).max(1);
-    let per_row = (count as f64).sqrt().ceil() as usize;
+    // Several channels: each its own tile, side by side.
+    let per_row = (count as f64).sqrt().ceil() as usize * set.channels;
     let pixels: Vec<f32> = set.images[..count * set.pixels()]
         .iter()
         .map(|&p| p as f32 / 255.0)
         .collect();
     let scale = (480 / (per_row * (set.cols + 2) + 2)).max(1);
-    let grid = image_grid(&pixels, count, set.rows, set.cols, per_row).scaled(scale);
+    let grid = image_grid(&pixels, count * set.channels, set.rows, set.cols, per_row).scaled(scale);
     titled_panels(&[(title, &grid)])
 }

@@ -1,4 +1,4 @@
-//! Table 1 as a grid of cells spread over machines: each process trains its shard's cells
+//! An experiment (Table 1, MNIST addition) as a grid of cells spread over machines: each process trains its shard's cells
 //! ([`train_shard`]), then one process reads every cell's run folder and writes the tables
 //! ([`collect`]).
 //!
@@ -25,20 +25,21 @@ use std::sync::atomic::AtomicBool;
 use burn::module::Module;
 
 use super::shard::Shard;
+use super::table1::GridData;
 use super::table1::{
     Cell, ExperimentError, FreshDistortions, Options, PlannedRun, picture_path, planned_runs,
     write_reports,
 };
 use crate::pictures::WithPictures;
 use stn::checkpoint::Checkpoint;
-use stn::data::{Dataset, Distortion};
+use stn::data::Dataset;
 use stn::run::CHECKPOINT_FILE;
 use stn::train::{self, Observer, Open, Outcome, Trainer};
 
 /// The data of the dataset being trained: as generated (and limited), and for budgets that
 /// distort the training digits afresh every epoch, the source digits to redraw them from.
 struct Data {
-    dataset: Distortion,
+    dataset: GridData,
     data: Dataset,
     fresh: Option<FreshDistortions>,
 }
@@ -200,7 +201,9 @@ pub fn train_shard(
             let test = &dataset(&mut data, p, (&opts.base, opts.data_seed), opts.log)?
                 .data
                 .test;
-            crate::report::transformed_digits(&trainer.net.valid(), test, PICTURE_DIGITS)
+            // Several channels are drawn as a tile each: fewer images keep the picture as wide.
+            let count = PICTURE_DIGITS / test.channels.pow(2);
+            crate::report::transformed_digits(&trainer.net.valid(), test, count)
                 .save_png(&picture)
                 .map_err(|source| ExperimentError::Io {
                     path: picture,
@@ -351,7 +354,7 @@ fn read_state(p: &PlannedRun) -> (State, Option<Cell>) {
 }
 
 /// Reads every planned cell's run folder and, if at least one cell is finished, writes
-/// `table1.md`, `table1.json` and `table1.png` from the finished ones (atomically: a
+/// `<experiment>.md`, `.json` and `.png` (`table1.*`, `addition.*`) from the finished ones (atomically: a
 /// concurrent reader sees an old table or the new one). Trains nothing; unfinished cells are
 /// listed in [`Collected::missing`] and left out of the tables.
 pub fn collect(opts: &mut Options) -> Result<Collected, ExperimentError> {
@@ -368,7 +371,7 @@ pub fn collect(opts: &mut Options) -> Result<Collected, ExperimentError> {
     let wrote = !cells.is_empty();
     if wrote {
         create_dir(&opts.out)?;
-        write_reports(&opts.out, opts.budget, &cells)?;
+        write_reports(&opts.out, opts.experiment, opts.budget, &cells)?;
     }
     Ok(Collected {
         cells,

@@ -3,8 +3,10 @@
 //! - [`table1`]: the paper's Table 1, test errors of CNN and ST-CNNs on distorted MNIST;
 //!   [`grid`]: its cells spread over machines (Slurm job arrays, Kubernetes indexed Jobs), in
 //!   [`shard`]s, and the tables collected from their run folders;
+//! - [`addition`]: the paper's MNIST addition experiment, as a grid of the same kind;
 //! - [`throughput`]: images per second of training, evaluation and the ops (`stn bench`).
 
+pub mod addition;
 pub mod grid;
 pub mod shard;
 pub mod table1;

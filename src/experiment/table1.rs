@@ -15,9 +15,10 @@ use std::sync::atomic::AtomicBool;
 use burn::tensor::Device;
 use serde::Serialize;
 
-use super::grid;
+use super::{addition, grid};
 use crate::plots::{ErrorBar, table_figure};
 use stn::atomic_file::write_atomic;
+use stn::data::addition::addition_set;
 use stn::data::distort::distort_set;
 use stn::data::{Distortion, ImageSet, Source};
 use stn::model::{Arch, ModelConfig};
@@ -167,11 +168,132 @@ const CPU_EPOCHS: (usize, usize) = (30, 20);
 /// the ST-CNNs get fewer, so that every model has about as many parameters).
 pub const CNN_FILTERS: [usize; 2] = [16, 32];
 
+/// Which of the paper's experiments a grid of runs reproduces: its plan, recipe and reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Experiment {
+    /// Table 1: CNN and ST-CNNs on distorted MNIST (this module).
+    Table1,
+    /// MNIST addition: FCN, CNN, ST-FCN and 2xST-FCN on two-digit pairs ([`addition`]).
+    Addition,
+}
+
+impl Experiment {
+    /// The name of the experiment and of its reports (`<name>.md`, `.json`, `.png`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::Table1 => "table1",
+            Experiment::Addition => "addition",
+        }
+    }
+
+    /// The budgets the experiment can be trained to.
+    pub fn budgets(self) -> &'static [Budget] {
+        match self {
+            Experiment::Table1 => &Budget::ALL,
+            Experiment::Addition => &addition::BUDGETS,
+        }
+    }
+
+    /// The training recipe of every model at `budget`.
+    pub fn recipe(self, budget: Budget) -> TrainConfig {
+        match self {
+            Experiment::Table1 => budget.recipe(),
+            Experiment::Addition => addition::recipe(budget),
+        }
+    }
+
+    /// The models of the experiment at `budget` on `datasets` (Table 1's columns; the addition
+    /// experiment has one dataset), each with every seed from `seed` on.
+    pub fn plan(self, budget: Budget, datasets: &[Distortion], seed: u64) -> Vec<Entry> {
+        match self {
+            Experiment::Table1 => plan(budget, datasets, seed),
+            Experiment::Addition => addition::plan(budget, seed),
+        }
+    }
+
+    /// The row whose network (of the first seed) draws the picture of transformed test images.
+    fn picture_row(self) -> &'static str {
+        match self {
+            Experiment::Table1 => "ST-CNN affine",
+            Experiment::Addition => addition::PICTURE_ROW,
+        }
+    }
+
+    /// "Table 1" or "MNIST addition".
+    pub fn title(self) -> &'static str {
+        match self {
+            Experiment::Table1 => "Table 1",
+            Experiment::Addition => "MNIST addition",
+        }
+    }
+}
+
+/// The data a cell of a grid trains on: one of Table 1's distorted datasets or the MNIST
+/// addition pairs, generated from the 28x28 digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GridData {
+    /// A distorted MNIST of Table 1.
+    Distorted(Distortion),
+    /// The MNIST addition pairs ([`stn::data::addition`]).
+    Addition,
+}
+
+impl GridData {
+    /// Every dataset, in the tables' column order.
+    pub const ALL: [GridData; 6] = [
+        GridData::Distorted(Distortion::R),
+        GridData::Distorted(Distortion::Rts),
+        GridData::Distorted(Distortion::P),
+        GridData::Distorted(Distortion::E),
+        GridData::Distorted(Distortion::Tc),
+        GridData::Addition,
+    ];
+
+    /// "r", "rts", "p", "e", "tc" or "addition".
+    pub fn name(self) -> &'static str {
+        match self {
+            GridData::Distorted(d) => d.name(),
+            GridData::Addition => "addition",
+        }
+    }
+
+    /// The dataset named `s` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// One-line description.
+    pub fn describe(self) -> &'static str {
+        match self {
+            GridData::Distorted(d) => d.describe(),
+            GridData::Addition => stn::data::addition::DESCRIPTION,
+        }
+    }
+
+    /// Where the dataset comes from: generated from the digits in `base` with `seed`.
+    pub fn source(self, base: PathBuf, seed: u64) -> Source {
+        match self {
+            GridData::Distorted(kind) => Source::Distorted { base, kind, seed },
+            GridData::Addition => Source::Addition { base, seed },
+        }
+    }
+
+    /// The paper's test error (%) of row `label` on this dataset, where it reports one.
+    pub fn paper_error(self, label: &str) -> Option<f64> {
+        match self {
+            GridData::Distorted(d) => paper_error(label, d),
+            GridData::Addition => addition::paper_error(label),
+        }
+    }
+}
+
 /// One model of the table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     /// The dataset.
-    pub dataset: Distortion,
+    pub dataset: GridData,
     /// Row label.
     pub label: &'static str,
     /// The architecture.
@@ -181,15 +303,16 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// "cnn", "fcn", "st-cnn" or "st-fcn".
+    /// "cnn", "fcn", "st-cnn", "st-fcn" or (two transformers) "2xst-fcn".
     pub fn family(&self) -> String {
         let base = match self.model.arch {
             Arch::Fcn { .. } => "fcn",
             _ => "cnn",
         };
-        match self.model.transform {
-            Some(_) => format!("st-{base}"),
-            None => base.to_string(),
+        match (self.model.transform, self.model.transformers) {
+            (None, _) => base.to_string(),
+            (Some(_), 1) => format!("st-{base}"),
+            (Some(_), n) => format!("{n}xst-{base}"),
         }
     }
 
@@ -293,7 +416,7 @@ pub fn plan(budget: Budget, datasets: &[Distortion], seed: u64) -> Vec<Entry> {
         for s in 0..budget.seeds() as u64 {
             for (label, model) in &rows {
                 out.push(Entry {
-                    dataset: d,
+                    dataset: GridData::Distorted(d),
                     label,
                     model: model.clone(),
                     seed: seed + s,
@@ -325,19 +448,53 @@ fn st_label(family: &str, kind: &str) -> &'static str {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Family {
+/// The paper's two families of classifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// conv 9x9 -> max-pool -> conv 7x7 -> max-pool -> linear (ST-CNN localization: two conv
+    /// 5x5 layers of 20 filters, fc 20).
     Cnn,
+    /// Two hidden linear layers and the classifier (ST-FCN localization: three linear layers of
+    /// 32).
     Fcn,
+}
+
+/// `model` (its input, channels, classes, transformer and sampler kept) as the paper's
+/// `family`, the way the experiments build it: the plain CNN with [`CNN_FILTERS`], every other
+/// network as wide as keeps that CNN's parameter count on the same input.
+pub fn paper_network(model: ModelConfig, family: Family) -> ModelConfig {
+    let cnn = ModelConfig {
+        transform: None,
+        transformers: 1,
+        ..model.clone()
+    }
+    .with_arch(Arch::Cnn {
+        filters: CNN_FILTERS,
+    });
+    if family == Family::Cnn && model.transform.is_none() {
+        return model.with_arch(cnn.arch);
+    }
+    matched(model, cnn.parameter_count(), family)
 }
 
 /// `model` with the paper's `family` of layers, as wide as keeps its parameter count nearest
 /// to `target` (the CNN baseline's): the transformers' localization networks take their share.
 fn matched(model: ModelConfig, target: usize, family: Family) -> ModelConfig {
+    matched_up_to(model, target, family, CNN_FILTERS[1])
+}
+
+/// [`matched`] with CNNs of up to `widest` filters in the second convolution (the first has
+/// half as many, as in [`CNN_FILTERS`]).
+pub(crate) fn matched_up_to(
+    model: ModelConfig,
+    target: usize,
+    family: Family,
+    widest: usize,
+) -> ModelConfig {
     let candidates: Vec<Arch> = match family {
         // A floor of a quarter of the baseline's width: on TC the ST-FCN's localization
         // network alone outgrows the CNN, and a 1-unit classifier would be no model at all.
-        Family::Cnn => (CNN_FILTERS[1] / 4..=CNN_FILTERS[1])
+        Family::Cnn => (CNN_FILTERS[1] / 4..=widest)
             .map(|b| Arch::Cnn {
                 filters: [(b * CNN_FILTERS[0]).div_ceil(CNN_FILTERS[1]).max(1), b],
             })
@@ -352,12 +509,12 @@ fn matched(model: ModelConfig, target: usize, family: Family) -> ModelConfig {
         .expect("some width builds")
 }
 
-/// The result of one model: an object of `table1.json`.
+/// The result of one model: an object of `table1.json` (or `addition.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Cell {
-    /// Dataset name: "r", "rts", "p", "e" or "tc".
+    /// Dataset name: "r", "rts", "p", "e", "tc" or "addition".
     pub dataset: String,
-    /// "cnn", "fcn", "st-cnn" or "st-fcn".
+    /// "cnn", "fcn", "st-cnn", "st-fcn" or "2xst-fcn".
     pub model: String,
     /// "none", "affine", "projective" or "tps".
     pub transform: String,
@@ -425,13 +582,15 @@ pub enum ExperimentError {
 
 /// Options of [`run`].
 pub struct Options<'a> {
+    /// The experiment.
+    pub experiment: Experiment,
     /// Training budget.
     pub budget: Budget,
     /// Folder of the 28x28 source digits.
     pub base: PathBuf,
     /// Experiment folder (one run folder per model inside).
     pub out: PathBuf,
-    /// Datasets to run.
+    /// Datasets to run (Table 1's columns; the addition experiment ignores it).
     pub datasets: Vec<Distortion>,
     /// Seed of the generated datasets.
     pub data_seed: u64,
@@ -471,24 +630,22 @@ pub struct PlannedRun {
     pub draws_picture: bool,
 }
 
-/// Every model of the table as a run, in the plan's order (dataset by dataset, see [`plan`]):
-/// the cells of the grid that [`grid`] deals to shards.
+/// Every model of the experiment as a run, in the plan's order (dataset by dataset, see
+/// [`Experiment::plan`]): the cells of the grid that [`grid`] deals to shards.
 pub fn planned_runs(opts: &Options) -> Vec<PlannedRun> {
     let (limit_train, limit_test) = opts.budget.data_limits();
-    plan(opts.budget, &opts.datasets, opts.seed)
+    let recipe = opts.experiment.recipe(opts.budget);
+    opts.experiment
+        .plan(opts.budget, &opts.datasets, opts.seed)
         .into_iter()
         .map(|entry| {
-            let source = Source::Distorted {
-                base: opts.base.clone(),
-                kind: entry.dataset,
-                seed: opts.data_seed,
-            };
+            let source = entry.dataset.source(opts.base.clone(), opts.data_seed);
             let dir = opts.out.join(run_name(opts.budget, &entry));
             let run = NewRun {
                 model: entry.model.clone(),
                 config: TrainConfig {
                     seed: entry.seed,
-                    ..opts.budget.recipe()
+                    ..recipe.clone()
                 },
                 data: DataSpec {
                     limit_train,
@@ -496,7 +653,8 @@ pub fn planned_runs(opts: &Options) -> Vec<PlannedRun> {
                     ..DataSpec::new(source)
                 },
             };
-            let draws_picture = entry.label == "ST-CNN affine" && entry.seed == opts.seed;
+            let draws_picture =
+                entry.label == opts.experiment.picture_row() && entry.seed == opts.seed;
             PlannedRun {
                 entry,
                 budget: opts.budget,
@@ -508,9 +666,14 @@ pub fn planned_runs(opts: &Options) -> Vec<PlannedRun> {
         .collect()
 }
 
-/// The picture of transformed test digits of `dataset` in the experiment folder `out`.
-pub fn picture_path(out: &Path, dataset: Distortion) -> PathBuf {
-    out.join(format!("{}.png", dataset.name()))
+/// The picture of transformed test digits of `dataset` in the experiment folder `out`
+/// (`<dataset>.png`; `addition-transformers.png` beside the addition experiment's own
+/// `addition.png` table figure).
+pub fn picture_path(out: &Path, dataset: GridData) -> PathBuf {
+    match dataset {
+        GridData::Distorted(d) => out.join(format!("{}.png", d.name())),
+        GridData::Addition => out.join("addition-transformers.png"),
+    }
 }
 
 impl Cell {
@@ -524,7 +687,7 @@ impl Cell {
             model: entry.family(),
             transform: entry.transform().to_string(),
             error: 100.0 * (1.0 - m.test_accuracy),
-            paper: paper_error(entry.label, entry.dataset),
+            paper: entry.dataset.paper_error(entry.label),
             epochs: m.epoch,
             seconds: progress.metrics.iter().map(|m| m.train_seconds).sum(),
             budget: planned.budget.name().to_string(),
@@ -538,12 +701,13 @@ impl Cell {
 
 /// Training digits distorted afresh every epoch: epoch 1 trains on the dataset as generated
 /// (`stn data` writes it), epoch `e` on the same digits redrawn with the split name
-/// `train-epoch{e}`, so a resumed run sees the same images as an uninterrupted one.
+/// `train-epoch{e}`, so a resumed run sees the same images as an uninterrupted one. (The
+/// addition pairs are redrawn whole: new partners and new distortions.)
 pub struct FreshDistortions {
     /// The 28x28 source digits of the training split.
     pub base: ImageSet,
-    /// The distortion.
-    pub kind: Distortion,
+    /// The dataset.
+    pub kind: GridData,
     /// The dataset's seed.
     pub seed: u64,
 }
@@ -554,18 +718,20 @@ impl FreshDistortions {
         if epoch <= 1 {
             Cow::Borrowed(first)
         } else {
-            Cow::Owned(distort_set(
-                self.kind,
-                &self.base,
-                self.seed,
-                &format!("train-epoch{epoch}"),
-            ))
+            let split = format!("train-epoch{epoch}");
+            Cow::Owned(match self.kind {
+                GridData::Distorted(d) => distort_set(d, &self.base, self.seed, &split),
+                GridData::Addition => {
+                    addition_set(&self.base, self.seed, &split, Some(first.len()))
+                }
+            })
         }
     }
 }
 
 /// The run folder's name: dataset and model for the tutorial-network budgets (as before the
-/// paper's networks existed, so old experiment folders resume), plus the seed otherwise.
+/// paper's networks existed, so old experiment folders resume), plus the seed otherwise (and
+/// always for the addition experiment, whose smoke budget also trains the paper's networks).
 fn run_name(budget: Budget, entry: &Entry) -> String {
     let name = format!(
         "{}-{}{}",
@@ -573,7 +739,7 @@ fn run_name(budget: Budget, entry: &Entry) -> String {
         entry.model.name(),
         pad_suffix(&entry.model)
     );
-    if budget.paper_networks() {
+    if budget.paper_networks() || entry.dataset == GridData::Addition {
         format!("{name}-seed{}", entry.seed)
     } else {
         name
@@ -588,21 +754,27 @@ fn pad_suffix(m: &ModelConfig) -> &'static str {
     }
 }
 
-/// Writes `table1.md` (ours beside the paper's), `table1.json` (one object per trained model,
-/// see [`Cell`]) and `table1.png`.
-pub fn write_reports(out: &Path, budget: Budget, cells: &[Cell]) -> Result<(), ExperimentError> {
-    let md = markdown(budget, cells);
-    let md_path = out.join("table1.md");
+/// Writes `<experiment>.md` (ours beside the paper's), `<experiment>.json` (one object per
+/// trained model, see [`Cell`]) and `<experiment>.png`: `table1.*` or `addition.*`.
+pub fn write_reports(
+    out: &Path,
+    experiment: Experiment,
+    budget: Budget,
+    cells: &[Cell],
+) -> Result<(), ExperimentError> {
+    let md = markdown(experiment, budget, cells);
+    let name = experiment.name();
+    let md_path = out.join(format!("{name}.md"));
     write_atomic(&md_path, md.as_bytes()).map_err(|source| ExperimentError::Io {
         path: md_path.clone(),
         source,
     })?;
-    let json_path = out.join("table1.json");
+    let json_path = out.join(format!("{name}.json"));
     write_atomic(&json_path, json(cells).as_bytes()).map_err(|source| ExperimentError::Io {
         path: json_path,
         source,
     })?;
-    write_figure(out, budget, cells)
+    write_figure(out, experiment, budget, cells)
 }
 
 /// The cells as a pretty-printed JSON list.
@@ -610,7 +782,7 @@ pub fn json(cells: &[Cell]) -> String {
     serde_json::to_string_pretty(cells).expect("cells serialize") + "\n"
 }
 
-/// Merges `cells` into the JSON list at `path` (docs/paper/table1.json): the objects of
+/// Merges `cells` into the JSON list at `path` (docs/paper/table1.json, addition.json): the objects of
 /// their budget are replaced, those of other budgets kept.
 pub fn publish(path: &Path, cells: &[Cell]) -> Result<(), ExperimentError> {
     let io = |source| ExperimentError::Io {
@@ -661,22 +833,28 @@ fn averaged(cells: &[Cell]) -> Vec<(String, String, f64, usize)> {
         .collect()
 }
 
-/// Writes `table1.png`: the errors as bars, ours beside the paper's.
-fn write_figure(out: &Path, budget: Budget, cells: &[Cell]) -> Result<(), ExperimentError> {
+/// Writes `<experiment>.png`: the errors as bars, ours beside the paper's.
+fn write_figure(
+    out: &Path,
+    experiment: Experiment,
+    budget: Budget,
+    cells: &[Cell],
+) -> Result<(), ExperimentError> {
     let bars: Vec<ErrorBar> = averaged(cells)
         .into_iter()
         .map(|(dataset, label, error, _)| ErrorBar {
-            paper: Distortion::parse(&dataset).and_then(|d| paper_error(&label, d)),
+            paper: GridData::parse(&dataset).and_then(|d| d.paper_error(&label)),
             dataset: dataset.to_uppercase(),
             model: label,
             ours: Some(error),
         })
         .collect();
     let title = format!(
-        "Table 1: test error, ours ({} budget) and the paper's",
+        "{}: test error, ours ({} budget) and the paper's",
+        experiment.title(),
         budget.name()
     );
-    let path = out.join("table1.png");
+    let path = out.join(format!("{}.png", experiment.name()));
     table_figure(&bars, &title)
         .map_err(std::io::Error::other)
         .and_then(|c| c.save_png(&path))
@@ -685,8 +863,8 @@ fn write_figure(out: &Path, budget: Budget, cells: &[Cell]) -> Result<(), Experi
 
 /// The table: one row per model, one column per dataset, "ours (paper)" test errors in %
 /// (the mean over seeds where there are several).
-pub fn markdown(budget: Budget, cells: &[Cell]) -> String {
-    let datasets: Vec<String> = Distortion::ALL
+pub fn markdown(experiment: Experiment, budget: Budget, cells: &[Cell]) -> String {
+    let datasets: Vec<String> = GridData::ALL
         .iter()
         .map(|d| d.name().to_string())
         .filter(|d| cells.iter().any(|c| &c.dataset == d))
@@ -701,8 +879,14 @@ pub fn markdown(budget: Budget, cells: &[Cell]) -> String {
     let mut s = String::new();
     let epochs: Vec<String> = datasets
         .iter()
-        .filter_map(|d| Distortion::parse(d))
-        .map(|d| format!("{} {}", d.name().to_uppercase(), budget.recipe().epochs))
+        .filter_map(|d| GridData::parse(d))
+        .map(|d| {
+            format!(
+                "{} {}",
+                d.name().to_uppercase(),
+                experiment.recipe(budget).epochs
+            )
+        })
         .collect();
     let _ = writeln!(
         s,
@@ -724,8 +908,10 @@ pub fn markdown(budget: Budget, cells: &[Cell]) -> String {
     for label in labels {
         let _ = write!(s, "| {label} |");
         for d in &datasets {
-            let kind = Distortion::parse(d).expect("dataset name");
-            let paper = paper_error(label, kind).map_or(String::new(), |p| format!(" ({p})"));
+            let kind = GridData::parse(d).expect("dataset name");
+            let paper = kind
+                .paper_error(label)
+                .map_or(String::new(), |p| format!(" ({p:.1})"));
             match means.iter().find(|(md, ml, _, _)| md == d && ml == label) {
                 Some((_, _, error, n)) if *n < budget.seeds() => {
                     let _ = write!(
@@ -779,8 +965,10 @@ mod tests {
             );
             // The ST-FCN's localization network on RTS's and TC's larger canvases alone
             // nearly or wholly outgrows the CNN; its classifier keeps a floor of 16 units.
-            let big_st_fcn = matches!(e.dataset, Distortion::Rts | Distortion::Tc)
-                && e.label.starts_with("ST-FCN");
+            let big_st_fcn = matches!(
+                e.dataset,
+                GridData::Distorted(Distortion::Rts | Distortion::Tc)
+            ) && e.label.starts_with("ST-FCN");
             let limit = if big_st_fcn { 1.4 } else { 1.1 };
             assert!((0.9..=limit).contains(&ratio), "{e:?}: {ratio}");
         }
@@ -799,11 +987,12 @@ mod tests {
             labels: (0..n as u8).collect(),
             rows: 28,
             cols: 28,
+            channels: 1,
         };
         let first = distort_set(Distortion::R, &base, 5, "train");
         let fresh = FreshDistortions {
             base,
-            kind: Distortion::R,
+            kind: GridData::Distorted(Distortion::R),
             seed: 5,
         };
         assert!(matches!(fresh.epoch(1, &first), Cow::Borrowed(_)));

@@ -54,6 +54,20 @@ pub enum PredictorError {
         /// Input width.
         w: usize,
     },
+    /// The network takes images of several channels (the MNIST addition pairs): a picture of
+    /// one digit is no input for it.
+    #[error(
+        "the model takes {channels}-channel images (one digit per channel, as the MNIST \
+         addition pairs), not pictures of one digit: evaluate it with `stn eval`"
+    )]
+    Channels {
+        /// Input channels.
+        channels: usize,
+    },
+    /// The network has two transformers side by side (a 2xST network), which the
+    /// predictions' single transform and grid cannot show.
+    #[error("the model has {0} spatial transformers side by side; stn predict and serve show one")]
+    Transformers(usize),
     /// The model could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -146,12 +160,20 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    /// Wraps a loaded network. Its input must be at least 28x28: larger inputs (the paper's
-    /// 42x42 and 60x60 datasets) get the digit in their centre.
+    /// Wraps a loaded network. Its input must be single-channel and at least 28x28: larger
+    /// inputs (the paper's 42x42 and 60x60 datasets) get the digit in their centre.
     pub fn new(net: Net) -> Result<Self, PredictorError> {
         let [h, w] = net.config.input_size;
         if h < preprocess::SIDE || w < preprocess::SIDE {
             return Err(PredictorError::InputTooSmall { h, w });
+        }
+        if net.config.channels != 1 {
+            return Err(PredictorError::Channels {
+                channels: net.config.channels,
+            });
+        }
+        if net.transformer2.is_some() {
+            return Err(PredictorError::Transformers(net.config.transformers));
         }
         let device = net.device();
         Ok(Self { net, device })

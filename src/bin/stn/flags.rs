@@ -13,7 +13,7 @@ use stn::optim::SgdConfig;
 use stn::run::{DataSpec, TrainConfig};
 use stn::transformer::TransformKind;
 use stn_cli::experiment::shard::Shard;
-use stn_cli::experiment::table1::Budget;
+use stn_cli::experiment::table1::{Budget, GridData};
 
 #[derive(Parser)]
 #[command(name = "stn", version, about = "Spatial transformer networks on burn", long_about = None)]
@@ -149,9 +149,10 @@ impl ServeArgs {
 
 #[derive(Args)]
 pub struct DataCmdArgs {
-    /// Which dataset: r, rts, p, e or tc.
-    #[arg(long, value_name = "NAME", value_parser = parse_distortion)]
-    pub dataset: Distortion,
+    /// Which dataset: r, rts, p, e, tc, or addition (the MNIST addition pairs: two 42x42
+    /// channels per image, written as a 4-D IDX file [n, 2, 42, 42]).
+    #[arg(long, value_name = "NAME", value_parser = parse_grid_data)]
+    pub dataset: GridData,
     /// Generator seed (the same seed gives byte-identical files).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -163,6 +164,11 @@ pub struct DataCmdArgs {
     pub data: Option<PathBuf>,
 }
 
+pub fn parse_grid_data(s: &str) -> Result<GridData, String> {
+    GridData::parse(s)
+        .ok_or_else(|| format!("unknown dataset '{s}': expected r, rts, p, e, tc or addition"))
+}
+
 pub fn parse_distortion(s: &str) -> Result<Distortion, String> {
     Distortion::parse(s)
         .ok_or_else(|| format!("unknown dataset '{s}': expected r, rts, p, e or tc"))
@@ -170,21 +176,24 @@ pub fn parse_distortion(s: &str) -> Result<Distortion, String> {
 
 #[derive(Args)]
 pub struct ExperimentArgs {
-    /// Which experiment (table1: CNN vs ST-CNN on distorted MNIST).
+    /// Which experiment (table1: CNN vs ST-CNN on distorted MNIST; addition: FCN, CNN, ST-FCN
+    /// and 2xST-FCN on the MNIST addition pairs).
     #[arg(value_enum)]
     pub which: ExperimentWhich,
     /// Training budget: quick / full (the tutorial's network, 10 / 60 epochs), cpu (the
     /// paper's networks, about 2 hours on 2 cores), paper (the paper's 150k iterations, 3 seeds),
-    /// smoke (quick's models, 1 epoch on 2000 images per dataset: for tests).
-    #[arg(long, value_name = "quick|full|cpu|paper|smoke", default_value = "quick", value_parser = parse_budget)]
-    pub budget: Budget,
+    /// smoke (quick's models, 1 epoch on 2000 images per dataset: for tests). The addition
+    /// experiment trains the paper's networks only: cpu, paper or smoke [default: its cpu].
+    #[arg(long, value_name = "quick|full|cpu|paper|smoke", value_parser = parse_budget)]
+    pub budget: Option<Budget>,
     /// Also merge the results into this JSON list (e.g. docs/paper/table1.json), replacing
     /// the entries of the same budget (a shard ignores it: the collect merges).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Experiment folder; running again continues where it stopped.
-    #[arg(long, value_name = "DIR", default_value = "runs/table1")]
-    pub out: PathBuf,
+    /// Experiment folder; running again continues where it stopped [default:
+    /// runs/<experiment>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Train only shard I of N (from 0): the cells k with k % N == I, in the plan's order
     /// (see --list). Without it, from a Slurm job array (SLURM_ARRAY_TASK_ID, _MIN, _COUNT) or
     /// a Kubernetes indexed Job (JOB_COMPLETION_INDEX with STN_SHARD_COUNT), else all cells. A
@@ -203,7 +212,7 @@ pub struct ExperimentArgs {
     /// how far each is.
     #[arg(long)]
     pub list: bool,
-    /// Only these datasets (comma-separated) [default: r,rts,p,e,tc].
+    /// Only these datasets (comma-separated) [default: r,rts,p,e,tc]; table1 only.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_distortion)]
     pub datasets: Vec<Distortion>,
     /// Seed of the generated datasets.
@@ -224,6 +233,8 @@ pub struct ExperimentArgs {
 pub enum ExperimentWhich {
     /// The paper's Table 1.
     Table1,
+    /// The paper's MNIST addition experiment (appendix A).
+    Addition,
 }
 
 #[derive(Args)]
@@ -287,7 +298,8 @@ pub struct DataArgs {
     pub data: Option<PathBuf>,
     /// The data as is (mnist), or one of the paper's distorted variants generated from it:
     /// r (rotated), rts (rotated, translated, scaled; 42x42), p (projective), e (elastic),
-    /// tc (translated + cluttered; 60x60).
+    /// tc (translated + cluttered; 60x60), addition (two RTS digits in two 42x42 channels,
+    /// labelled with their sum: 19 classes).
     #[arg(long, value_name = "NAME", value_parser = parse_dataset)]
     pub dataset: Option<DatasetArg>,
     /// Seed of the distorted dataset.
@@ -300,15 +312,17 @@ pub struct DataArgs {
 
 /// `--dataset`: the data as is (None) or a distortion of it.
 #[derive(Clone, Copy, Debug)]
-pub struct DatasetArg(pub Option<Distortion>);
+pub struct DatasetArg(pub Option<GridData>);
 
 pub fn parse_dataset(s: &str) -> Result<DatasetArg, String> {
     if s.eq_ignore_ascii_case("mnist") {
         return Ok(DatasetArg(None));
     }
-    Distortion::parse(s)
+    GridData::parse(s)
         .map(|d| DatasetArg(Some(d)))
-        .ok_or_else(|| format!("unknown dataset '{s}': expected mnist, r, rts, p, e or tc"))
+        .ok_or_else(|| {
+            format!("unknown dataset '{s}': expected mnist, r, rts, p, e, tc or addition")
+        })
 }
 
 /// `--transform`: a transformer family, or None for the plain CNN.
@@ -333,6 +347,13 @@ pub fn parse_transform(s: &str) -> Result<TransformArg, String> {
 
 #[derive(Args)]
 pub struct ModelArgs {
+    /// The network around the transformer: tutorial (the PyTorch tutorial's, with dropout),
+    /// paper-cnn (the paper's CNN, conv 9x9 16 -> conv 7x7 32 -> linear; with a transformer,
+    /// an ST-CNN as wide as keeps the plain CNN's parameter count) or paper-fcn (the paper's
+    /// FCN, two hidden layers; as wide as keeps the paper CNN's parameter count, with or
+    /// without a transformer). The parameter count is printed.
+    #[arg(long, value_enum, default_value_t = NetArg::Tutorial, conflicts_with = "resume")]
+    pub net: NetArg,
     /// The spatial transformer: affine (the tutorial's), attention (scale + translation),
     /// projective, tps (thin-plate spline), or none (the plain CNN baseline).
     #[arg(long, value_name = "KIND", default_value = "affine", value_parser = parse_transform, conflicts_with = "resume")]
@@ -347,6 +368,16 @@ pub struct ModelArgs {
     /// normalized value of a black pixel, which avoids a visible frame).
     #[arg(long, value_enum, default_value_t = PadArg::Zeros, conflicts_with = "resume")]
     pub pad: PadArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetArg {
+    /// The PyTorch tutorial's network.
+    Tutorial,
+    /// The paper's CNN / ST-CNN.
+    PaperCnn,
+    /// The paper's FCN / ST-FCN.
+    PaperFcn,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -518,11 +549,7 @@ impl DataArgs {
         let dir = self.data.clone().unwrap_or_else(vendored_mnist_dir);
         match self.dataset.and_then(|d| d.0) {
             None => Source::Folder(dir),
-            Some(kind) => Source::Distorted {
-                base: dir,
-                kind,
-                seed: self.data_seed,
-            },
+            Some(data) => data.source(dir, self.data_seed),
         }
     }
 
@@ -580,10 +607,11 @@ impl TrainArgs {
 
     /// The sampler's output side: the flag, else the dataset's own (21 for RTS, 30 for TC).
     pub fn st_size(&self) -> Option<usize> {
-        self.model.st_size.or(self
-            .data
-            .dataset
-            .and_then(|d| d.0)
-            .and_then(|d| d.st_size()))
+        self.model
+            .st_size
+            .or(self.data.dataset.and_then(|d| d.0).and_then(|d| match d {
+                GridData::Distorted(d) => d.st_size(),
+                GridData::Addition => Distortion::Rts.st_size(),
+            }))
     }
 }

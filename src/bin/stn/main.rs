@@ -14,7 +14,7 @@ use flags::{
     BenchArgs, BenchNet, BenchWhat, Cli, Command, DataCmdArgs, EvalArgs, ExperimentArgs,
     ExperimentWhich, PredictArgs, ServeArgs, VisualizeArgs,
 };
-use stn::data::{Distortion, Source, vendored_mnist_dir};
+use stn::data::{Distortion, vendored_mnist_dir};
 use stn::device::DeviceKind;
 use stn::model::ModelConfig;
 use stn::run::DataSpec;
@@ -86,7 +86,8 @@ fn model_and_data(
     let spec = data.eval_spec(recorded);
     spec.validate().map_err(usage)?;
     let data = spec.load()?;
-    net.config.check_input([data.test.rows, data.test.cols])?;
+    net.config
+        .check_images(data.test.channels, [data.test.rows, data.test.cols])?;
     Ok((net, data))
 }
 
@@ -184,11 +185,9 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
 }
 
 fn data(a: DataCmdArgs) -> Result<ExitCode> {
-    let source = Source::Distorted {
-        base: a.data.unwrap_or_else(vendored_mnist_dir),
-        kind: a.dataset,
-        seed: a.seed,
-    };
+    let source = a
+        .dataset
+        .source(a.data.unwrap_or_else(vendored_mnist_dir), a.seed);
     println!("generating {}", source.describe());
     let data = source.load()?;
     std::fs::create_dir_all(&a.out)
@@ -204,11 +203,15 @@ fn data(a: DataCmdArgs) -> Result<ExitCode> {
         a.dataset.describe(),
         a.seed
     );
-    stn_cli::report::sample_sheet(&data.train, 64, &title)
+    stn_cli::report::sample_sheet(&data.train, 64 / data.train.channels.pow(2), &title)
         .save_png(&sheet)
         .with_context(|| format!("cannot write {}", sheet.display()))?;
+    let channels = match data.train.channels {
+        1 => String::new(),
+        c => format!("{c}-channel "),
+    };
     println!(
-        "wrote {} train and {} test {}x{} images to {} (IDX files and sample.png)",
+        "wrote {} train and {} test {channels}{}x{} images to {} (IDX files and sample.png)",
         data.train.len(),
         data.test.len(),
         data.train.rows,
@@ -219,7 +222,33 @@ fn data(a: DataCmdArgs) -> Result<ExitCode> {
 }
 
 fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
-    let ExperimentWhich::Table1 = a.which;
+    let experiment = match a.which {
+        ExperimentWhich::Table1 => table1::Experiment::Table1,
+        ExperimentWhich::Addition => table1::Experiment::Addition,
+    };
+    let budget = a.budget.unwrap_or(match experiment {
+        table1::Experiment::Table1 => table1::Budget::Quick,
+        table1::Experiment::Addition => table1::Budget::Cpu,
+    });
+    if !experiment.budgets().contains(&budget) {
+        let names: Vec<&str> = experiment.budgets().iter().map(|b| b.name()).collect();
+        return Err(usage(format!(
+            "the {} experiment has no {} budget: expected {}",
+            experiment.name(),
+            budget.name(),
+            names.join(", ")
+        )));
+    }
+    if experiment != table1::Experiment::Table1 && !a.datasets.is_empty() {
+        return Err(usage(format!(
+            "--datasets chooses Table 1's columns; the {} experiment has one dataset",
+            experiment.name()
+        )));
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("runs").join(experiment.name()));
     let device = device(a.device)?;
     let datasets = if a.datasets.is_empty() {
         Distortion::ALL.to_vec()
@@ -237,9 +266,10 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
     console.quiet = true;
     let mut log = |m: &str| println!("{m}");
     let mut opts = table1::Options {
-        budget: a.budget,
+        experiment,
+        budget,
         base: a.data.unwrap_or_else(vendored_mnist_dir),
-        out: a.out.clone(),
+        out: out.clone(),
         datasets,
         data_seed: a.data_seed,
         seed: a.seed,
@@ -263,7 +293,7 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
             );
         }
         grid::train_shard(&mut opts, shard, &mut console, &stop).map(|cells| {
-            shard_summary(shard, origin, &cells);
+            shard_summary(shard, origin, &cells, experiment.name());
             None
         })
     };
@@ -273,10 +303,12 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
                 table1::publish(path, &cells)?;
                 println!("merged {} results into {}", cells.len(), path.display());
             }
-            println!("\n{}", table1::markdown(a.budget, &cells));
+            println!("\n{}", table1::markdown(experiment, budget, &cells));
+            let name = experiment.name();
             println!(
-                "wrote {}/table1.md, table1.json, table1.png and one picture per dataset",
-                a.out.display()
+                "wrote {}/{name}.md, {name}.json, {name}.png and the pictures of transformed \
+                 test images",
+                out.display()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -284,7 +316,7 @@ fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
         Err(table1::ExperimentError::Interrupted) => {
             eprintln!(
                 "stopped; finished runs are kept in {}; run the same command again to continue",
-                a.out.display()
+                out.display()
             );
             Ok(ExitCode::from(130))
         }
@@ -321,7 +353,10 @@ fn collect(
 ) -> Result<ExitCode> {
     let c = grid::collect(opts)?;
     if c.wrote {
-        println!("{}", table1::markdown(opts.budget, &c.cells));
+        println!(
+            "{}",
+            table1::markdown(opts.experiment, opts.budget, &c.cells)
+        );
         if let Some(path) = json {
             table1::publish(path, &c.cells)?;
             println!("merged {} results into {}", c.cells.len(), path.display());
@@ -351,8 +386,9 @@ fn collect(
             opts.out.display()
         );
     }
+    let name = opts.experiment.name();
     println!(
-        "wrote {}/table1.md, table1.json and table1.png from {} of the {} cells",
+        "wrote {}/{name}.md, {name}.json and {name}.png from {} of the {} cells",
         opts.out.display(),
         c.cells.len(),
         c.planned
@@ -368,7 +404,7 @@ fn collect(
 }
 
 /// What a shard did, cell by cell.
-fn shard_summary(shard: Shard, origin: Origin, cells: &[grid::ShardCell]) {
+fn shard_summary(shard: Shard, origin: Origin, cells: &[grid::ShardCell], name: &str) {
     println!(
         "\nshard {shard} (from {origin}): {} cell{}",
         cells.len(),
@@ -389,7 +425,7 @@ fn shard_summary(shard: Shard, origin: Origin, cells: &[grid::ShardCell]) {
     }
     println!(
         "a shard writes no table: when every shard is done, run the same command with \
-         --collect (and without --shard) for table1.md, table1.json and table1.png"
+         --collect (and without --shard) for {name}.md, {name}.json and {name}.png"
     );
 }
 

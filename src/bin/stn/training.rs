@@ -6,12 +6,14 @@ use anyhow::Result;
 
 use crate::console::{Console, interrupt_flag, usage};
 use crate::device;
-use crate::flags::{PadArg, TrainArgs};
+use crate::flags::{NetArg, PadArg, TrainArgs};
+use stn::data::Source;
 use stn::model::ModelConfig;
 use stn::run::{
     CHECKPOINT_FILE, CURVES_FILE, EPOCHS_FILE, METRICS_FILE, PICTURE_FILE, default_run_dir,
 };
 use stn::train::{self, NewRun, Open, OpenError, Opened, Outcome};
+use stn_cli::experiment::table1::{Family, paper_network};
 use stn_cli::pictures::WithPictures;
 
 /// Trains as the flags say: a new run into `--out` (or a fresh `runs/train-<time>`), or the
@@ -40,12 +42,23 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
             let spec = a.data_spec();
             spec.validate().map_err(usage)?;
             let data = spec.load()?;
+            let classes = match spec.source {
+                Source::Addition { .. } => stn::data::addition::CLASSES,
+                _ => 10,
+            };
             let model = ModelConfig::new(
                 [data.train.rows, data.train.cols],
                 a.transform(),
                 a.st_size(),
                 a.model.pad == PadArg::Background,
-            );
+            )
+            .with_channels(data.train.channels)
+            .with_classes(classes);
+            let model = match a.model.net {
+                NetArg::Tutorial => model,
+                NetArg::PaperCnn => paper_network(model, Family::Cnn),
+                NetArg::PaperFcn => paper_network(model, Family::Fcn),
+            };
             model
                 .validate()
                 .map_err(|e| usage(format!("{}: {e}", spec.source.describe())))?;
@@ -74,8 +87,9 @@ pub fn train(a: TrainArgs) -> Result<ExitCode> {
             progress.config.epochs
         ),
         Opened::Started => println!(
-            "training {} on {} ({} train / {} test images), device {}, {} epochs, batch {}, lr {}, seed {} -> {}",
+            "training {} ({} parameters) on {} ({} train / {} test images), device {}, {} epochs, batch {}, lr {}, seed {} -> {}",
             trainer.net.config.name(),
+            trainer.net.config.parameter_count(),
             progress.data.source.describe(),
             data.train.len(),
             data.test.len(),
