@@ -2,6 +2,7 @@
 //! addition pairs.
 
 pub mod addition;
+pub mod colocalise;
 pub mod distort;
 pub mod mnist;
 

@@ -185,6 +185,22 @@ impl Net {
         if self.config.arch == Arch::Tutorial {
             return self.classify_tutorial(x, mode);
         }
+        log_softmax(self.layers(x, None), 1)
+    }
+
+    /// The classifier's activations on already transformed images, layer by layer, each
+    /// flattened to [N, F]: every convolution block's output (after pooling and ReLU), every
+    /// hidden layer's (after ReLU) and the output layer's (the logits, before the softmax).
+    /// Concatenated, an embedding of the images (the paper's co-localisation encoder). Without
+    /// dropout, whatever the family.
+    pub fn layer_outputs(&self, x: Tensor<4>) -> Vec<Tensor<2>> {
+        let mut out = Vec::new();
+        self.layers(x, Some(&mut out));
+        out
+    }
+
+    /// The logits, and every layer's output into `keep` if given.
+    fn layers(&self, x: Tensor<4>, mut keep: Option<&mut Vec<Tensor<2>>>) -> Tensor<2> {
         let blocks = self.config.arch.convs();
         let convs = [&self.conv1, &self.conv2];
         let x = if blocks.is_empty() {
@@ -193,6 +209,9 @@ impl Net {
             let mut maps = FeatureMaps::from_images(x);
             for (conv, block) in convs.into_iter().flatten().zip(&blocks) {
                 maps = conv.forward(maps.pad(block.pad));
+                if let Some(keep) = keep.as_mut() {
+                    keep.push(maps.clone().into_images().flatten(1, 3));
+                }
             }
             maps.into_images()
         };
@@ -204,8 +223,11 @@ impl Net {
             if layers.peek().is_some() {
                 x = relu(x);
             }
+            if let Some(keep) = keep.as_mut() {
+                keep.push(x.clone());
+            }
         }
-        log_softmax(x, 1)
+        x
     }
 
     /// The tutorial's classifier, op for op as PyTorch runs it.
