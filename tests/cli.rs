@@ -479,3 +479,99 @@ fn generated_datasets_are_reproducible_files() {
         (20, 42, 10)
     );
 }
+
+/// The co-localisation experiment end to end at its smoke effort: the encoder's run folder,
+/// the per-class results beside the paper's, the figures; a second run reuses the encoder and
+/// gives the same numbers; table1's grid flags are refused.
+#[test]
+fn colocalisation_smoke_writes_its_table_and_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("coloc");
+    let json = tmp.path().join("colocalisation.json");
+    let args = [
+        "experiment",
+        "colocalisation",
+        "--budget",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let first = run(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for file in [
+        "colocalisation.md",
+        "colocalisation.json",
+        "t.png",
+        "tc.png",
+        "encoder/checkpoint.stn",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(results.len(), 4, "two classes, T and TC");
+    for r in &results {
+        let share = r["iou_above_half"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&share), "{r}");
+        assert_eq!(r["images"], 100, "{r}");
+    }
+    let md = std::fs::read_to_string(out.join("colocalisation.md")).unwrap();
+    assert_eq!(md.matches("\n| 1 |").count(), 1, "one row per class: {md}");
+    let second = run(&args);
+    assert!(second.status.success());
+    assert!(!String::from_utf8_lossy(&second.stdout).contains("training the encoder"));
+    let again: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let shares = |v: &[serde_json::Value]| -> Vec<f64> {
+        v.iter().map(|r| r["mean_iou"].as_f64().unwrap()).collect()
+    };
+    assert_eq!(shares(&results), shares(&again), "same seed, same boxes");
+    fails(
+        &run(&[
+            "experiment",
+            "colocalisation",
+            "--shard",
+            "0/2",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        2,
+        "--shard applies to the table1 and addition grids only",
+    );
+}
+
+/// The committed docs/paper/colocalisation.json: per class (0-9) and variant (t, tc) the share
+/// of canvases with IoU > 0.5, beside the paper's (100% on T, its 75-93% range on TC).
+#[test]
+fn committed_colocalisation_json_has_every_class_and_variant() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/paper/colocalisation.json");
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&path).expect("docs/paper/colocalisation.json"))
+            .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &results {
+        let variant = r["variant"]
+            .as_str()
+            .unwrap_or_else(|| panic!("variant in {r}"));
+        let class = r["class"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("class in {r}"));
+        let share = r["iou_above_half"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&share), "{r}");
+        assert_eq!(r["images"], 100, "{r}");
+        match variant {
+            "t" => assert_eq!(r["paper"].as_f64(), Some(100.0), "{r}"),
+            "tc" => assert_eq!(r["paper_range"], serde_json::json!([75.0, 93.0]), "{r}"),
+            _ => panic!("variant {variant}"),
+        }
+        assert!(seen.insert((variant.to_string(), class)), "twice: {r}");
+    }
+    assert_eq!(seen.len(), 20, "every class of T and TC");
+}

@@ -4,9 +4,12 @@
 //!   [`grid`]: its cells spread over machines (Slurm job arrays, Kubernetes indexed Jobs), in
 //!   [`shard`]s, and the tables collected from their run folders;
 //! - [`addition`]: the paper's MNIST addition experiment, as a grid of the same kind;
+//! - [`colocalisation`]: the paper's co-localisation, an attention transformer trained by a
+//!   triplet loss to find the digit class 100 canvases share;
 //! - [`throughput`]: images per second of training, evaluation and the ops (`stn bench`).
 
 pub mod addition;
+pub mod colocalisation;
 pub mod grid;
 pub mod shard;
 pub mod table1;

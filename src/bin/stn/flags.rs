@@ -235,6 +235,8 @@ pub enum ExperimentWhich {
     Table1,
     /// The paper's MNIST addition experiment (appendix A).
     Addition,
+    /// The paper's co-localisation (T and TC, every class); `--budget smoke` shortens it.
+    Colocalisation,
 }
 
 #[derive(Args)]

@@ -223,6 +223,7 @@ fn data(a: DataCmdArgs) -> Result<ExitCode> {
 
 fn experiment(a: ExperimentArgs) -> Result<ExitCode> {
     let experiment = match a.which {
+        ExperimentWhich::Colocalisation => return colocalisation(a),
         ExperimentWhich::Table1 => table1::Experiment::Table1,
         ExperimentWhich::Addition => table1::Experiment::Addition,
     };
@@ -453,4 +454,67 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
             .for_each(|n| eprintln!("{n}"));
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn colocalisation(a: ExperimentArgs) -> Result<ExitCode> {
+    use stn_cli::experiment::colocalisation::{self as coloc, Effort};
+    let effort = match a.budget {
+        None => Effort::Full,
+        Some(table1::Budget::Smoke) => Effort::Smoke,
+        Some(b) => {
+            return Err(usage(format!(
+                "co-localisation has one budget (the default) and smoke; got --budget {}",
+                b.name()
+            )));
+        }
+    };
+    let grid_only = [
+        ("--shard", a.shard.is_some()),
+        ("--collect", a.collect),
+        ("--require-all", a.require_all),
+        ("--list", a.list),
+        ("--datasets", !a.datasets.is_empty()),
+    ];
+    if let Some((flag, _)) = grid_only.iter().find(|(_, given)| *given) {
+        return Err(usage(format!(
+            "{flag} applies to the table1 and addition grids only"
+        )));
+    }
+    let stop = interrupt_flag();
+    let mut console = Console::new(0);
+    console.quiet = true;
+    let mut log = |m: &str| println!("{m}");
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("runs/colocalisation"));
+    let opts = coloc::Options {
+        effort,
+        base: a.data.unwrap_or_else(vendored_mnist_dir),
+        out: out.clone(),
+        data_seed: a.data_seed,
+        seed: a.seed,
+        device: device(a.device)?,
+        log: &mut log,
+    };
+    match coloc::run(opts, &mut console, &stop) {
+        Ok(results) => {
+            if let Some(path) = &a.json {
+                let json = serde_json::to_string_pretty(&results)? + "\n";
+                stn::atomic_file::write_atomic(path, json.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            println!("\n{}", coloc::markdown(&results));
+            println!(
+                "wrote {}/colocalisation.md, colocalisation.json, t.png and tc.png",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(coloc::CoLocalisationError::Interrupted) => {
+            eprintln!("stopped; run the same command again to continue");
+            Ok(ExitCode::from(130))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
