@@ -128,35 +128,46 @@ impl Budget {
             log_interval: 0,
             ..TrainConfig::default()
         };
-        // The paper's: SGD at 0.01, batch 256, no weight decay, the rate divided by 10 at
-        // fixed points. Momentum 0.9 and the localization network at a tenth of the rate are
-        // ours (the paper is silent on both; see RESULTS.md).
-        let paper = |epochs, lr_step| TrainConfig {
-            epochs,
-            lr_step: Some(lr_step),
-            batch_size: PAPER_BATCH,
-            sgd: SgdConfig {
-                lr: 0.01,
-                momentum: 0.9,
-                weight_decay: 0.0,
-                loc_lr_scale: 0.1,
-            },
-            log_interval: 0,
-            ..TrainConfig::default()
-        };
+        let paper = |epochs, lr_step| paper_recipe(epochs, lr_step, 0.1);
         match self {
             Budget::Quick => tutorial(10, 7),
             Budget::Full => tutorial(60, 20),
             Budget::Smoke => tutorial(1, 7),
             Budget::Cpu => paper(CPU_EPOCHS.0, CPU_EPOCHS.1),
             Budget::Paper => {
-                let per_epoch = TRAIN_IMAGES.div_ceil(PAPER_BATCH);
-                paper(
-                    PAPER_ITERATIONS.div_ceil(per_epoch),
-                    PAPER_LR_STEP.div_ceil(per_epoch),
-                )
+                let (epochs, lr_step) = paper_schedule();
+                paper(epochs, lr_step)
             }
         }
+    }
+}
+
+/// The paper's schedule in epochs of MNIST's 60,000 training images: 150k iterations of batch
+/// 256 (639 epochs), the rate divided by 10 every 50k (213 epochs).
+pub fn paper_schedule() -> (usize, usize) {
+    let per_epoch = TRAIN_IMAGES.div_ceil(PAPER_BATCH);
+    (
+        PAPER_ITERATIONS.div_ceil(per_epoch),
+        PAPER_LR_STEP.div_ceil(per_epoch),
+    )
+}
+
+/// The paper's recipe for `epochs`, the rate divided by 10 every `lr_step`: SGD at 0.01, batch
+/// 256, no weight decay. Momentum 0.9 and the localization networks' rate (`loc_lr_scale` of
+/// the rest) are ours: the paper is silent on both (see RESULTS.md).
+pub fn paper_recipe(epochs: usize, lr_step: usize, loc_lr_scale: f64) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        lr_step: Some(lr_step),
+        batch_size: PAPER_BATCH,
+        sgd: SgdConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            loc_lr_scale,
+        },
+        log_interval: 0,
+        ..TrainConfig::default()
     }
 }
 

@@ -20,8 +20,9 @@ pub struct SgdConfig {
     /// L2 penalty added to the gradient.
     pub weight_decay: f64,
     /// Learning-rate multiplier of the localization network (the parameters named
-    /// `localization.*` and `fc_loc.*`, and `st2.` before them for a second transformer); 1 trains it like the rest, as the tutorial does. A
-    /// smaller rate keeps the transformer from collapsing early in harder problems.
+    /// `localization.*` and `fc_loc.*`, with `st2.` before them for a second transformer); 1
+    /// trains it like the rest, as the tutorial does. A smaller rate keeps the transformer from
+    /// collapsing early in harder problems.
     #[serde(default = "one")]
     pub loc_lr_scale: f64,
 }

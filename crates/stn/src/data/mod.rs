@@ -87,15 +87,6 @@ impl Source {
         Ok(data)
     }
 
-    /// The folder the data is read from (or generated from).
-    pub fn folder(&self) -> &Path {
-        match self {
-            Self::Folder(dir)
-            | Self::Distorted { base: dir, .. }
-            | Self::Addition { base: dir, .. } => dir,
-        }
-    }
-
     /// The folder the data is read from (or generated from), to change it.
     pub fn folder_mut(&mut self) -> &mut PathBuf {
         match self {
