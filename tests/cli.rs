@@ -482,7 +482,8 @@ fn generated_datasets_are_reproducible_files() {
 
 /// The co-localisation experiment end to end at its smoke effort: the encoder's run folder,
 /// the per-class results beside the paper's, the figures; a second run reuses the encoder and
-/// gives the same numbers; table1's grid flags are refused.
+/// the finished classes, retrains a missing one to the same numbers; table1's grid flags are
+/// refused.
 #[test]
 fn colocalisation_smoke_writes_its_table_and_figures() {
     let tmp = tempfile::tempdir().unwrap();
@@ -510,6 +511,8 @@ fn colocalisation_smoke_writes_its_table_and_figures() {
         "t.png",
         "tc.png",
         "encoder/checkpoint.stn",
+        "t-1.json",
+        "tc-7.json",
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
@@ -520,12 +523,20 @@ fn colocalisation_smoke_writes_its_table_and_figures() {
         let share = r["iou_above_half"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&share), "{r}");
         assert_eq!(r["images"], 100, "{r}");
+        for loss in ["loss", "digit_box_loss"] {
+            let v = r[loss].as_f64().unwrap_or_else(|| panic!("{loss} in {r}"));
+            assert!(v.is_finite() && v >= 0.0, "{r}");
+        }
     }
     let md = std::fs::read_to_string(out.join("colocalisation.md")).unwrap();
     assert_eq!(md.matches("\n| 1 |").count(), 1, "one row per class: {md}");
+    // The second run resumes: the encoder and the finished classes are reused, the class
+    // whose file is gone is trained again, to the same boxes.
+    std::fs::remove_file(out.join("t-1.json")).unwrap();
     let second = run(&args);
     assert!(second.status.success());
     assert!(!String::from_utf8_lossy(&second.stdout).contains("training the encoder"));
+    assert!(out.join("t-1.json").is_file());
     let again: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let shares = |v: &[serde_json::Value]| -> Vec<f64> {
@@ -570,6 +581,9 @@ fn committed_colocalisation_json_has_every_class_and_variant() {
             "t" => assert_eq!(r["paper"].as_f64(), Some(100.0), "{r}"),
             "tc" => assert_eq!(r["paper_range"], serde_json::json!([75.0, 93.0]), "{r}"),
             _ => panic!("variant {variant}"),
+        }
+        for loss in ["loss", "digit_box_loss"] {
+            assert!(r[loss].as_f64().is_some_and(f64::is_finite), "{loss} in {r}");
         }
         assert!(seen.insert((variant.to_string(), class)), "twice: {r}");
     }
