@@ -698,6 +698,19 @@ mod tests {
         }
     }
 
+    /// The box shrinks from 0.9 of the canvas to the digits' size over 80% of the steps, then
+    /// holds.
+    #[test]
+    fn the_schedule_shrinks_the_box_then_holds_it() {
+        let steps = 1000;
+        assert_eq!(scale_at(0, steps), SCALE_START);
+        assert!((scale_at(800, steps) - SCALE_END).abs() < 1e-6);
+        assert!((scale_at(steps, steps) - SCALE_END).abs() < 1e-6);
+        let scales: Vec<f32> = (0..=steps).map(|i| scale_at(i, steps)).collect();
+        assert!(scales[..=800].windows(2).all(|w| w[1] < w[0]));
+        assert!(scales[800..].iter().all(|&s| s == scales[800]));
+    }
+
     /// The loss is the paper's hinge, summed over ordered pairs m != n, averaged.
     #[test]
     fn triplet_loss_is_the_papers_hinge() {
