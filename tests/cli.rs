@@ -583,7 +583,10 @@ fn committed_colocalisation_json_has_every_class_and_variant() {
             _ => panic!("variant {variant}"),
         }
         for loss in ["loss", "digit_box_loss"] {
-            assert!(r[loss].as_f64().is_some_and(f64::is_finite), "{loss} in {r}");
+            assert!(
+                r[loss].as_f64().is_some_and(f64::is_finite),
+                "{loss} in {r}"
+            );
         }
         assert!(seen.insert((variant.to_string(), class)), "twice: {r}");
     }
