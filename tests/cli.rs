@@ -561,10 +561,17 @@ fn colocalisation_smoke_writes_its_table_and_figures() {
 /// of canvases with IoU > 0.5, beside the paper's (100% on T, its 75-93% range on TC).
 #[test]
 fn committed_colocalisation_json_has_every_class_and_variant() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/paper/colocalisation.json");
+    for file in ["colocalisation.json", "colocalisation-seed2.json"] {
+        committed_colocalisation_json(file);
+    }
+}
+
+fn committed_colocalisation_json(file: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/paper")
+        .join(file);
     let results: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(&path).expect("docs/paper/colocalisation.json"))
+        serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{file}: {e}")))
             .unwrap();
     let mut seen = std::collections::BTreeSet::new();
     for r in &results {
@@ -590,5 +597,5 @@ fn committed_colocalisation_json_has_every_class_and_variant() {
         }
         assert!(seen.insert((variant.to_string(), class)), "twice: {r}");
     }
-    assert_eq!(seen.len(), 20, "every class of T and TC");
+    assert_eq!(seen.len(), 20, "{file}: every class of T and TC");
 }
