@@ -502,10 +502,10 @@ fn localise(
     device.seed(seed);
     let train_device = device.clone().autodiff();
     let trained_encoder = encoder.clone().to_device(&train_device).no_grad();
+    // Only its localisation network and regression head are used (`params`): the crops are
+    // cut by `crops`, at the scheduled scale.
     let config = SpatialTransformerConfig::new(1, [CANVAS, CANVAS])
         .with_transform(TransformKind::Attention)
-        .with_output_size(Some([DIGIT, DIGIT]))
-        .with_pad_value(Some(BACKGROUND))
         .with_hidden(8);
     let mut st: SpatialTransformer<CoLocalisationNet> = config.init_with(
         CoLocalisationNet::new(CANVAS, &train_device),
