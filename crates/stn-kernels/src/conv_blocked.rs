@@ -353,7 +353,14 @@ pub fn backward(
 }
 
 #[inline(always)]
-fn bias_grad<S: Simd>(simd: S, dy: &[f32], nb: usize, o: usize, plane: usize, db: &mut [f32]) {
+pub(crate) fn bias_grad<S: Simd>(
+    simd: S,
+    dy: &[f32],
+    nb: usize,
+    o: usize,
+    plane: usize,
+    db: &mut [f32],
+) {
     let l = S::LANES;
     assert!(dy.len() >= nb * o * plane * l && db.len() >= o);
     for (oc, g) in db.iter_mut().enumerate() {

@@ -158,25 +158,91 @@ unsafe fn pool_tile<S: Simd, const NB: usize, const CODES: bool>(
             }
         }
         let (ph, pw) = (s.ho() / 2, s.wo() / 2);
-        let zero = simd.zero();
         for b in 0..NB {
             let bv = simd.splat(bias[ob + b]);
-            let v = acc[b].map(|a| simd.add(a, bv));
-            // PyTorch's max pooling: a later value wins when greater, or NaN.
-            let mut m = v[0];
-            let mut best = simd.zero();
-            for (p, &vp) in v.iter().enumerate().skip(1) {
-                let take = simd.or(simd.gt(vp, m), simd.is_nan(vp));
-                m = simd.select(take, vp, m);
-                best = simd.select(take, simd.splat(p as f32), best);
-            }
-            // relu (NaN stays, like PyTorch's); a zeroed value passes no gradient (code 4).
-            let keep = simd.or(simd.gt(m, zero), simd.is_nan(m));
-            best = simd.select(simd.gt(m, zero), best, simd.splat(4.0));
+            let (m, best) = pool_window(simd, acc[b].map(|a| simd.add(a, bv)));
             let o = (((ob + b) * ph + py) * pw + px) * l;
-            simd.store(y.as_mut_ptr().add(o).cast(), simd.select(keep, m, zero));
+            simd.store(y.as_mut_ptr().add(o).cast(), m);
             if CODES {
                 simd.store(arg.as_mut_ptr().add(o).cast(), best);
+            }
+        }
+    }
+}
+
+/// relu(max) of a 2x2 window (row-major) and its code: which position won, or 4 where the
+/// ReLU zeroed the value.
+#[inline(always)]
+fn pool_window<S: Simd>(simd: S, v: [S::F; 4]) -> (S::F, S::F) {
+    let zero = simd.zero();
+    // PyTorch's max pooling: a later value wins when greater, or NaN.
+    let mut m = v[0];
+    let mut best = simd.zero();
+    for (p, &vp) in v.iter().enumerate().skip(1) {
+        let take = simd.or(simd.gt(vp, m), simd.is_nan(vp));
+        m = simd.select(take, vp, m);
+        best = simd.select(take, simd.splat(p as f32), best);
+    }
+    // relu (NaN stays, like PyTorch's); a zeroed value passes no gradient (code 4).
+    let keep = simd.or(simd.gt(m, zero), simd.is_nan(m));
+    best = simd.select(simd.gt(m, zero), best, simd.splat(4.0));
+    (simd.select(keep, m, zero), best)
+}
+
+/// [`conv_pool_forward`] (with the window codes if `codes`) from the convolution's output
+/// `z` [nb, o, ho, wo, L] computed elsewhere (by the DFT path, [`crate::conv_fft`]).
+pub fn pool_relu_codes(z: &[f32], s: ConvShape, codes: bool) -> (Vec<f32>, Option<Vec<f32>>) {
+    let (ho, wo, l) = (s.ho(), s.wo(), s.lanes());
+    let (ph, pw) = (ho / 2, wo / 2);
+    let (img_in, img_out) = (s.o * ho * wo * l, s.o * ph * pw * l);
+    assert_eq!(z.len(), s.nb * img_in, "pool_relu_codes: input length");
+    let mut y = vec![0.0f32; s.nb * img_out];
+    let mut arg = vec![0.0f32; if codes { s.nb * img_out } else { 0 }];
+    if img_out > 0 {
+        let mut arg_items: Vec<&mut [f32]> = if codes {
+            arg.chunks_mut(img_out).collect()
+        } else {
+            (0..s.nb).map(|_| &mut [][..]).collect()
+        };
+        y.par_chunks_mut(img_out)
+            .zip(arg_items.par_iter_mut())
+            .enumerate()
+            .for_each(|(n, (y, arg))| {
+                let z = &z[n * img_in..(n + 1) * img_in];
+                dispatch!(s.isa, pool_block(z, &s, y, arg));
+            });
+    }
+    (y, codes.then_some(arg))
+}
+
+/// One block of [`pool_relu_codes`]; codes written if `arg` is not empty.
+#[inline(always)]
+fn pool_block<S: Simd>(simd: S, z: &[f32], s: &ConvShape, y: &mut [f32], arg: &mut [f32]) {
+    let (ho, wo, l) = (s.ho(), s.wo(), S::LANES);
+    let (ph, pw) = (ho / 2, wo / 2);
+    assert!(z.len() >= s.o * ho * wo * l && y.len() >= s.o * ph * pw * l);
+    assert!(arg.is_empty() || arg.len() >= y.len());
+    for oc in 0..s.o {
+        for py in 0..ph {
+            for px in 0..pw {
+                let at = |dy: usize, dx: usize| ((oc * ho + 2 * py + dy) * wo + 2 * px + dx) * l;
+                // SAFETY: channel oc < o, rows 2 py + 1 < ho and columns 2 px + 1 < wo lie
+                // inside z's block (asserted above); the output index inside y and arg.
+                unsafe {
+                    let zp = z.as_ptr();
+                    let v = [
+                        simd.load(zp.add(at(0, 0))),
+                        simd.load(zp.add(at(0, 1))),
+                        simd.load(zp.add(at(1, 0))),
+                        simd.load(zp.add(at(1, 1))),
+                    ];
+                    let (m, best) = pool_window(simd, v);
+                    let o = ((oc * ph + py) * pw + px) * l;
+                    simd.store(y.as_mut_ptr().add(o), m);
+                    if !arg.is_empty() {
+                        simd.store(arg.as_mut_ptr().add(o), best);
+                    }
+                }
             }
         }
     }

@@ -15,6 +15,7 @@
 pub mod affine_grid;
 mod buffers;
 pub mod conv_blocked;
+pub mod conv_fft;
 pub mod conv_pool_blocked;
 pub mod coords;
 pub mod grid_sample;

@@ -53,13 +53,12 @@ pub(super) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> Fle
                 let xb = plan.blocked(x);
                 let s = plan.shape;
                 let mut y = vec![0.0f32; s.nb * s.o * s.ho() * s.wo() * s.lanes()];
-                kernels::conv_blocked::forward(
-                    &xb,
-                    weight.storage(),
-                    Some(bias.storage()),
-                    &mut y,
-                    s,
-                );
+                let forward = if kernels::conv_fft::chosen(&s) {
+                    kernels::conv_fft::forward
+                } else {
+                    kernels::conv_blocked::forward
+                };
+                forward(&xb, weight.storage(), Some(bias.storage()), &mut y, s);
                 return plan.output(y, s.o, s.ho(), s.wo());
             }
             composite::conv2d::<Flex>(x, weight, bias)
@@ -91,7 +90,12 @@ pub(super) fn conv2d_backward(
                 let mut dx = want_x.then(|| vec![0.0f32; xb.len()]);
                 let mut dw = vec![0.0f32; s.o * s.c * s.k * s.k];
                 let mut db = vec![0.0f32; s.o];
-                kernels::conv_blocked::backward(
+                let backward = if kernels::conv_fft::chosen(&s) {
+                    kernels::conv_fft::backward
+                } else {
+                    kernels::conv_blocked::backward
+                };
+                backward(
                     &xb,
                     weight.storage(),
                     &gb,
@@ -156,6 +160,12 @@ fn conv_pool_relu_with(
             let s = plan.shape;
             let shape = vec![s.nb, s.o, s.ho() / 2, s.wo() / 2, s.lanes()];
             let (w, b) = (weight.storage(), bias.storage());
+            if kernels::conv_fft::chosen(&s) {
+                let mut z = vec![0.0f32; s.nb * s.o * s.ho() * s.wo() * s.lanes()];
+                kernels::conv_fft::forward(&xb, w, Some(b), &mut z, s);
+                let (y, c) = kernels::conv_pool_blocked::pool_relu_codes(&z, s, codes);
+                return (tensor(y, shape.clone()), c.map(|c| tensor(c, shape)));
+            }
             if codes {
                 let (y, c) = kernels::conv_pool_blocked::conv_pool_forward(&xb, w, b, s);
                 (tensor(y, shape.clone()), Some(tensor(c, shape)))
