@@ -508,7 +508,7 @@ fn mix_tile<S: Simd, const NO: usize>(simd: S, a: &[f32], ni: usize, t: &[f32], 
 
 /// The kernels' spectra as the two product tables: forward `[bin][o][c]` of conj(K), input
 /// gradient `[bin][c][o]` of K, each entry (re, im, -im); in one buffer of this thread's
-/// (hand it back with `keep_in(&TABLES, ..)`), the forward table first.
+/// (hand it back with `keep(&TABLES, ..)`), the forward table first.
 fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> Vec<f32> {
     let (o, c, k) = (s.o, s.c, s.k);
     let pairs = o * c;
@@ -524,7 +524,7 @@ fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> Vec<f32> {
     let cl = 2 * l;
     let bins = d.bins();
     let table = bins * pairs * 3;
-    let mut buf = scratch_of(&TABLES, 2 * table + bins * groups * cl + k * d.v * cl);
+    let mut buf = scratch(&TABLES, 2 * table + bins * groups * cl + k * d.v * cl);
     let (tables, rest) = buf.split_at_mut(2 * table);
     let (spec, tmp) = rest.split_at_mut(bins * groups * cl);
     for g in 0..groups {
@@ -571,7 +571,7 @@ pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvSh
         let inp = &x[n * img_in..(n + 1) * img_in];
         dispatch!(s.isa, forward_block(&d, &s, inp, table, b, out));
     });
-    keep_in(&TABLES, tables);
+    keep(&TABLES, tables);
 }
 
 /// One block of [`forward`].
@@ -589,7 +589,7 @@ fn forward_block<S: Simd>(
     let (ho, wo, bins) = (s.ho(), s.wo(), d.bins());
     let r = data_region(inp, s.c, s.h, s.w, l);
     let tmp_len = s.h.max(ho) * d.v * cl;
-    let mut buf = scratch((s.c + s.o) * bins * cl + tmp_len);
+    let mut buf = scratch(&BLOCK, (s.c + s.o) * bins * cl + tmp_len);
     let (xs, rest) = buf.split_at_mut(s.c * bins * cl);
     let (ys, tmp) = rest.split_at_mut(s.o * bins * cl);
     spectra(simd, d, inp, s.c, (s.h, s.w), r, tmp, xs);
@@ -599,7 +599,7 @@ fn forward_block<S: Simd>(
         let bv = bias.map_or(0.0, |b| b[oc]);
         c2r(simd, d, ys, s.o, oc, (ho, wo), bv, tmp, plane);
     }
-    keep(buf);
+    keep(&BLOCK, buf);
 }
 
 /// The spectra [bins, chans, 2L] of `chans` planes [h, w, L] stored one after another (their
@@ -624,23 +624,25 @@ fn spectra<S: Simd>(
 }
 
 thread_local! {
-    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// One block's spectra (the workers').
+    static BLOCK: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// A whole batch's spectra for the weight gradient (the calling thread's).
+    static BATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The kernels' product tables (the calling thread's).
     static TABLES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The convolution's output before pooling ([`conv_pool_forward`], the calling thread's).
+    static CONV_OUT: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// This thread's scratch buffer, at least `len` floats, kept between calls ([`keep`] hands it
-/// back): a batch's spectra take megabytes, which fresh allocations would fault in page by
-/// page on every call. The contents are left over from earlier calls: every user writes before
-/// it reads. (A function, not a closure-taking helper: closures are not compiled for the
-/// vector path's target features.)
+/// One of this thread's scratch buffers, at least `len` floats, kept between calls ([`keep`]
+/// hands it back): a batch's spectra take megabytes, which fresh allocations would fault in
+/// page by page on every call. The contents are left over from earlier calls: every user
+/// writes before it reads. Each use has its own buffer, so that a calling thread that also
+/// runs blocks as a pool worker never takes (and shrinks) the buffer of the other use. (A
+/// function, not a closure-taking helper: closures are not compiled for the vector path's
+/// target features.)
 #[inline(always)]
-fn scratch(len: usize) -> Vec<f32> {
-    scratch_of(&SCRATCH, len)
-}
-
-/// [`scratch`] from another of this thread's buffers.
-#[inline(always)]
-fn scratch_of(key: &'static LocalKey<Cell<Vec<f32>>>, len: usize) -> Vec<f32> {
+fn scratch(key: &'static LocalKey<Cell<Vec<f32>>>, len: usize) -> Vec<f32> {
     let mut buf = key.take();
     if buf.len() < len {
         buf.resize(len, 0.0);
@@ -650,14 +652,26 @@ fn scratch_of(key: &'static LocalKey<Cell<Vec<f32>>>, len: usize) -> Vec<f32> {
 
 /// Hands [`scratch`]'s buffer back for the next call on this thread.
 #[inline(always)]
-fn keep(buf: Vec<f32>) {
-    SCRATCH.set(buf);
+fn keep(key: &'static LocalKey<Cell<Vec<f32>>>, buf: Vec<f32>) {
+    key.set(buf);
 }
 
-/// Hands [`scratch_of`]'s buffer back.
-#[inline(always)]
-fn keep_in(key: &'static LocalKey<Cell<Vec<f32>>>, buf: Vec<f32>) {
-    key.set(buf);
+/// relu(max_pool2d(conv(x, w) + b, 2)) through the DFT path, with the window codes if
+/// `codes`: the contract of [`crate::conv_pool_blocked::conv_pool_forward`] (the convolution's
+/// output is kept in a scratch buffer, then pooled).
+pub fn conv_pool_forward(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    s: ConvShape,
+    codes: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let len = s.nb * s.o * s.ho() * s.wo() * s.lanes();
+    let mut z = scratch(&CONV_OUT, len);
+    forward(x, w, Some(b), &mut z[..len], s);
+    let out = crate::conv_pool_blocked::pool_relu_codes(&z[..len], s, codes);
+    keep(&CONV_OUT, z);
+    out
 }
 
 /// Gradients of [`forward`] through the DFT; the same contract as
@@ -688,11 +702,11 @@ pub fn backward(
     let cl = 2 * l;
     let bins = d.bins();
     let (xs_len, gs_len) = (bins * s.c * cl, bins * s.o * cl);
-    let mut buf = scratch(s.nb * (xs_len + gs_len));
+    let mut buf = scratch(&BATCH, s.nb * (xs_len + gs_len));
     let (xs, gs) = buf.split_at_mut(s.nb * xs_len);
     backward_spectra(&s, &d, x, dy, dx, w, xs, gs);
     weight_grad(&s, &d, xs, gs, dw);
-    keep(buf);
+    keep(&BATCH, buf);
 }
 
 /// The spectra of every block's input (`xs`) and output gradient (`gs`), and the input
@@ -731,7 +745,7 @@ fn backward_spectra(
             dispatch!(s.isa, backward_block(d, s, inp, grad, table, xs, gs, dx));
         });
     if let Some(t) = tables {
-        keep_in(&TABLES, t);
+        keep(&TABLES, t);
     }
 }
 
@@ -788,7 +802,7 @@ fn backward_block<S: Simd>(
     } else {
         0
     };
-    let mut buf = scratch(dxs_len + s.h.max(ho) * d.v * cl);
+    let mut buf = scratch(&BLOCK, dxs_len + s.h.max(ho) * d.v * cl);
     let (dxs, tmp) = buf.split_at_mut(dxs_len);
     spectra(simd, d, inp, s.c, (s.h, s.w), r, tmp, xs);
     spectra(simd, d, grad, s.o, (ho, wo), Region::whole(ho, wo), tmp, gs);
@@ -800,7 +814,7 @@ fn backward_block<S: Simd>(
             c2r(simd, d, dxs, s.c, ci, (s.h, s.w), 0.0, tmp, out);
         }
     }
-    keep(buf);
+    keep(&BLOCK, buf);
 }
 
 /// One frequency of the weight gradient: `out` [groups, 2L] holds sum over blocks and lanes

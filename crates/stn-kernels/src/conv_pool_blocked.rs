@@ -196,15 +196,17 @@ pub fn pool_relu_codes(z: &[f32], s: ConvShape, codes: bool) -> (Vec<f32>, Optio
     let (ph, pw) = (ho / 2, wo / 2);
     let (img_in, img_out) = (s.o * ho * wo * l, s.o * ph * pw * l);
     assert_eq!(z.len(), s.nb * img_in, "pool_relu_codes: input length");
-    let mut y = vec![0.0f32; s.nb * img_out];
-    let mut arg = vec![0.0f32; if codes { s.nb * img_out } else { 0 }];
+    // Written whole by the blocks below: no zeroing first.
+    let mut y = NewBuffer::new(s.nb * img_out);
+    let mut arg = NewBuffer::new(if codes { s.nb * img_out } else { 0 });
     if img_out > 0 {
-        let mut arg_items: Vec<&mut [f32]> = if codes {
-            arg.chunks_mut(img_out).collect()
+        let mut arg_items: Vec<&mut [MaybeUninit<f32>]> = if codes {
+            arg.uninit().chunks_mut(img_out).collect()
         } else {
             (0..s.nb).map(|_| &mut [][..]).collect()
         };
-        y.par_chunks_mut(img_out)
+        y.uninit()
+            .par_chunks_mut(img_out)
             .zip(arg_items.par_iter_mut())
             .enumerate()
             .for_each(|(n, (y, arg))| {
@@ -212,12 +214,19 @@ pub fn pool_relu_codes(z: &[f32], s: ConvShape, codes: bool) -> (Vec<f32>, Optio
                 dispatch!(s.isa, pool_block(z, &s, y, arg));
             });
     }
-    (y, codes.then_some(arg))
+    // SAFETY: each block stores every pooled value (and, if codes, every code) of the block.
+    unsafe { (y.finish(), codes.then(|| arg.finish())) }
 }
 
 /// One block of [`pool_relu_codes`]; codes written if `arg` is not empty.
 #[inline(always)]
-fn pool_block<S: Simd>(simd: S, z: &[f32], s: &ConvShape, y: &mut [f32], arg: &mut [f32]) {
+fn pool_block<S: Simd>(
+    simd: S,
+    z: &[f32],
+    s: &ConvShape,
+    y: &mut [MaybeUninit<f32>],
+    arg: &mut [MaybeUninit<f32>],
+) {
     let (ho, wo, l) = (s.ho(), s.wo(), S::LANES);
     let (ph, pw) = (ho / 2, wo / 2);
     assert!(z.len() >= s.o * ho * wo * l && y.len() >= s.o * ph * pw * l);
@@ -238,9 +247,9 @@ fn pool_block<S: Simd>(simd: S, z: &[f32], s: &ConvShape, y: &mut [f32], arg: &m
                     ];
                     let (m, best) = pool_window(simd, v);
                     let o = ((oc * ph + py) * pw + px) * l;
-                    simd.store(y.as_mut_ptr().add(o), m);
+                    simd.store(y.as_mut_ptr().add(o).cast(), m);
                     if !arg.is_empty() {
-                        simd.store(arg.as_mut_ptr().add(o), best);
+                        simd.store(arg.as_mut_ptr().add(o).cast(), best);
                     }
                 }
             }

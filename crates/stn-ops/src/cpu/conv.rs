@@ -161,9 +161,7 @@ fn conv_pool_relu_with(
             let shape = vec![s.nb, s.o, s.ho() / 2, s.wo() / 2, s.lanes()];
             let (w, b) = (weight.storage(), bias.storage());
             if kernels::conv_fft::chosen(&s) {
-                let mut z = vec![0.0f32; s.nb * s.o * s.ho() * s.wo() * s.lanes()];
-                kernels::conv_fft::forward(&xb, w, Some(b), &mut z, s);
-                let (y, c) = kernels::conv_pool_blocked::pool_relu_codes(&z, s, codes);
+                let (y, c) = kernels::conv_fft::conv_pool_forward(&xb, w, b, s, codes);
                 return (tensor(y, shape.clone()), c.map(|c| tensor(c, shape)));
             }
             if codes {
