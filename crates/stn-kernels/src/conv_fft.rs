@@ -13,12 +13,14 @@
 //!
 //! Per frequency this is a C x O complex matrix product, where the direct convolution costs
 //! k² multiply-adds per pixel and channel pair: for the paper's CNN's 7x7 layer (16 -> 32
-//! channels on 20x20 padded maps) about 4.5 times fewer multiply-adds in all, the transforms
-//! included. The transforms are plain matrix products with the DFT's twiddles (sizes here are
-//! 20-40, where an FFT's bookkeeping would save little) vectorized over the block's images,
-//! as every kernel of this layout: no shuffles, every load aligned. Sums run in fixed orders,
-//! so results do not depend on the thread count; they differ from the direct kernels' in the
-//! last bits (rounding of the transforms, about 1e-6 of the values' scale).
+//! channels on 20x20 padded maps) about a quarter of the direct kernels' multiply-adds in all,
+//! the transforms included. The transforms are plain matrix products with the DFT's twiddles
+//! (sizes 12-20 on the layers that take this path, where an FFT's bookkeeping would save
+//! little), vectorized over the block's images as every kernel of this layout: no shuffles,
+//! every load aligned; an input's all-zero border rows and columns (a "same" convolution's
+//! padding) are left out of its transform. Sums run in fixed orders, so results do not depend
+//! on the thread count; they differ from the direct kernels' in the last bits (the tests allow
+//! 2e-5 of the values' scale).
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -50,11 +52,11 @@ pub fn chosen(s: &ConvShape) -> bool {
 }
 
 /// Whether the DFT path computes markedly less than the direct kernels for this shape: its
-/// multiply-adds (forward and both gradients, counted as the kernels run them) under half of
-/// theirs. Measured (`conv_dft_bench`): the paper networks' 7x7 and 5x5 layers (a quarter to
-/// 0.44 of the direct count) run 1.5-2.3x faster; the tutorial's 5x5 classifier layer (0.55)
-/// runs its forward pass no faster than the direct kernel fused with the pooling, and stays
-/// direct.
+/// multiply-adds (forward and both gradients, as the kernels run them without skipping any
+/// zero border) under half of theirs. Measured (`conv_dft_bench`): the paper networks' 7x7
+/// layers and the ST-CNN's second localization layer (0.25-0.47 of the direct count) run
+/// 1.3-2.3x faster; the tutorial's 5x5 classifier layer (0.55) runs its forward pass no faster
+/// than the direct kernel fused with the pooling, and stays direct.
 pub fn pays(s: &ConvShape) -> bool {
     if !s.supported() {
         return false;
@@ -508,8 +510,9 @@ fn mix_tile<S: Simd, const NO: usize>(simd: S, a: &[f32], ni: usize, t: &[f32], 
 
 /// The kernels' spectra as the two product tables: forward `[bin][o][c]` of conj(K), input
 /// gradient `[bin][c][o]` of K, each entry (re, im, -im); in one buffer of this thread's
-/// (hand it back with `keep(&TABLES, ..)`), the forward table first.
-fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> Vec<f32> {
+/// (hand it back with `keep(&TABLES, ..)`), the forward table first, then the other, each of
+/// the returned length (the rest is the buffer's scratch).
+fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> (Vec<f32>, usize) {
     let (o, c, k) = (s.o, s.c, s.k);
     let pairs = o * c;
     let l = s.lanes();
@@ -545,8 +548,7 @@ fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> Vec<f32> {
                 bwd[(ci * o + oi) * 3..][..3].copy_from_slice(&[re, im, -im]);
             }
         });
-    buf.truncate(2 * table);
-    buf
+    (buf, table)
 }
 
 /// y = conv(x, w) + b on blocked tensors through the DFT (see the module's notes), parallel
@@ -565,8 +567,8 @@ pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvSh
         assert_eq!(b.len(), s.o, "conv2d: bias length");
     }
     let d = Dft::new(s.h, s.w);
-    let tables = kernel_tables(&s, &d, w);
-    let table = &tables[..tables.len() / 2];
+    let (tables, len) = kernel_tables(&s, &d, w);
+    let table = &tables[..len];
     y.par_chunks_mut(img_out).enumerate().for_each(|(n, out)| {
         let inp = &x[n * img_in..(n + 1) * img_in];
         dispatch!(s.isa, forward_block(&d, &s, inp, table, b, out));
@@ -727,7 +729,7 @@ fn backward_spectra(
     let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
     let (xs_len, gs_len) = (bins * s.c * cl, bins * s.o * cl);
     let tables = dx.is_some().then(|| kernel_tables(s, d, w));
-    let table = tables.as_deref().map(|t| &t[t.len() / 2..]);
+    let table = tables.as_ref().map(|(t, len)| &t[*len..2 * len]);
     let mut dx_items: Vec<&mut [f32]> = match dx {
         Some(dx) => {
             assert_eq!(dx.len(), x.len(), "conv2d backward: input grad length");
@@ -744,7 +746,7 @@ fn backward_spectra(
             let grad = &dy[n * img_out..(n + 1) * img_out];
             dispatch!(s.isa, backward_block(d, s, inp, grad, table, xs, gs, dx));
         });
-    if let Some(t) = tables {
+    if let Some((t, _)) = tables {
         keep(&TABLES, t);
     }
 }
