@@ -68,6 +68,71 @@ impl ConvShape {
     }
 }
 
+impl ConvShape {
+    /// Panics unless the forward pass's slices fit the shape (and the shape is supported);
+    /// returns the floats of one block's input and output.
+    pub(crate) fn check_forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        y: &[f32],
+    ) -> (usize, usize) {
+        assert!(
+            self.supported(),
+            "conv2d: unsupported shape or path {self:?}"
+        );
+        let l = self.lanes();
+        let (img_in, img_out) = (
+            self.c * self.h * self.w * l,
+            self.o * self.ho() * self.wo() * l,
+        );
+        assert_eq!(x.len(), self.nb * img_in, "conv2d: input length");
+        assert_eq!(
+            w.len(),
+            self.o * self.c * self.k * self.k,
+            "conv2d: weight length"
+        );
+        assert_eq!(y.len(), self.nb * img_out, "conv2d: output length");
+        if let Some(b) = b {
+            assert_eq!(b.len(), self.o, "conv2d: bias length");
+        }
+        (img_in, img_out)
+    }
+
+    /// Panics unless the backward pass's slices fit the shape (`dx_len`: the input gradient's
+    /// length, if one is wanted); returns the floats of one block's input and output.
+    pub(crate) fn check_backward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        dx_len: Option<usize>,
+        dw: &[f32],
+        db: &[f32],
+    ) -> (usize, usize) {
+        assert!(
+            self.supported(),
+            "conv2d backward: unsupported shape or path {self:?}"
+        );
+        let l = self.lanes();
+        let (img_in, img_out) = (
+            self.c * self.h * self.w * l,
+            self.o * self.ho() * self.wo() * l,
+        );
+        assert_eq!(x.len(), self.nb * img_in, "conv2d backward: input length");
+        let wl = self.o * self.c * self.k * self.k;
+        assert_eq!(w.len(), wl, "conv2d backward: weight length");
+        assert_eq!(dy.len(), self.nb * img_out, "conv2d backward: grad length");
+        assert_eq!(dw.len(), wl, "conv2d backward: weight grad length");
+        assert_eq!(db.len(), self.o, "conv2d backward: bias grad length");
+        if let Some(n) = dx_len {
+            assert_eq!(n, x.len(), "conv2d backward: input grad length");
+        }
+        (img_in, img_out)
+    }
+}
+
 /// Sizes of one block's correlation (see [`correlate_block`]).
 #[derive(Clone, Copy)]
 struct Geometry {
@@ -239,15 +304,8 @@ unsafe fn tile<S: Simd, const NB: usize, const NP: usize>(
 /// y = conv(x, w) + b on blocked tensors, parallel over blocks. `x` [nb, c, h, w, L],
 /// `y` [nb, o, ho, wo, L].
 pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvShape) {
-    assert!(s.supported(), "conv2d: unsupported shape or path {s:?}");
-    let (ho, wo, l) = (s.ho(), s.wo(), s.lanes());
-    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
-    assert_eq!(x.len(), s.nb * img_in, "conv2d: input length");
-    assert_eq!(w.len(), s.o * s.c * s.k * s.k, "conv2d: weight length");
-    assert_eq!(y.len(), s.nb * img_out, "conv2d: output length");
-    if let Some(b) = b {
-        assert_eq!(b.len(), s.o, "conv2d: bias length");
-    }
+    let (img_in, img_out) = s.check_forward(x, w, b, y);
+    let (ho, wo) = (s.ho(), s.wo());
     let g = Geometry {
         c: s.c,
         ih: s.h,
@@ -276,17 +334,8 @@ pub fn backward(
     db: &mut [f32],
     s: ConvShape,
 ) {
-    assert!(
-        s.supported(),
-        "conv2d backward: unsupported shape or path {s:?}"
-    );
+    let (img_in, img_out) = s.check_backward(x, w, dy, dx.as_ref().map(|d| d.len()), dw, db);
     let (ho, wo, k, l) = (s.ho(), s.wo(), s.k, s.lanes());
-    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
-    assert_eq!(x.len(), s.nb * img_in, "conv2d backward: input length");
-    assert_eq!(w.len(), s.o * s.c * k * k, "conv2d backward: weight length");
-    assert_eq!(dy.len(), s.nb * img_out, "conv2d backward: grad length");
-    assert_eq!(dw.len(), w.len(), "conv2d backward: weight grad length");
-    assert_eq!(db.len(), s.o, "conv2d backward: bias grad length");
 
     dispatch!(s.isa, bias_grad(dy, s.nb, s.o, ho * wo, db));
 
@@ -312,7 +361,6 @@ pub fn backward(
     }
 
     if let Some(dx) = dx {
-        assert_eq!(dx.len(), x.len(), "conv2d backward: input grad length");
         // Rotated kernel with swapped channel axes: wr[c][o][ky][kx] = w[o][c][k-1-ky][k-1-kx].
         let mut wr = vec![0.0f32; w.len()];
         for o in 0..s.o {

@@ -554,18 +554,7 @@ fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> (Vec<f32>, usize) {
 /// y = conv(x, w) + b on blocked tensors through the DFT (see the module's notes), parallel
 /// over blocks; the same contract as [`crate::conv_blocked::forward`].
 pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvShape) {
-    assert!(
-        s.supported(),
-        "conv2d (dft): unsupported shape or path {s:?}"
-    );
-    let (ho, wo, l) = (s.ho(), s.wo(), s.lanes());
-    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
-    assert_eq!(x.len(), s.nb * img_in, "conv2d: input length");
-    assert_eq!(w.len(), s.o * s.c * s.k * s.k, "conv2d: weight length");
-    assert_eq!(y.len(), s.nb * img_out, "conv2d: output length");
-    if let Some(b) = b {
-        assert_eq!(b.len(), s.o, "conv2d: bias length");
-    }
+    let (img_in, img_out) = s.check_forward(x, w, b, y);
     let d = Dft::new(s.h, s.w);
     let (tables, len) = kernel_tables(&s, &d, w);
     let table = &tables[..len];
@@ -687,18 +676,9 @@ pub fn backward(
     db: &mut [f32],
     s: ConvShape,
 ) {
-    assert!(
-        s.supported(),
-        "conv2d backward (dft): unsupported shape or path {s:?}"
-    );
-    let (ho, wo, k, l) = (s.ho(), s.wo(), s.k, s.lanes());
-    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
-    assert_eq!(x.len(), s.nb * img_in, "conv2d backward: input length");
-    assert_eq!(w.len(), s.o * s.c * k * k, "conv2d backward: weight length");
-    assert_eq!(dy.len(), s.nb * img_out, "conv2d backward: grad length");
-    assert_eq!(dw.len(), w.len(), "conv2d backward: weight grad length");
-    assert_eq!(db.len(), s.o, "conv2d backward: bias grad length");
-    dispatch!(s.isa, bias_grad(dy, s.nb, s.o, ho * wo, db));
+    s.check_backward(x, w, dy, dx.as_ref().map(|d| d.len()), dw, db);
+    let l = s.lanes();
+    dispatch!(s.isa, bias_grad(dy, s.nb, s.o, s.ho() * s.wo(), db));
 
     let d = Dft::new(s.h, s.w);
     let cl = 2 * l;
@@ -731,10 +711,7 @@ fn backward_spectra(
     let tables = dx.is_some().then(|| kernel_tables(s, d, w));
     let table = tables.as_ref().map(|(t, len)| &t[*len..2 * len]);
     let mut dx_items: Vec<&mut [f32]> = match dx {
-        Some(dx) => {
-            assert_eq!(dx.len(), x.len(), "conv2d backward: input grad length");
-            dx.chunks_mut(img_in).collect()
-        }
+        Some(dx) => dx.chunks_mut(img_in).collect(),
         None => (0..s.nb).map(|_| &mut [][..]).collect(),
     };
     xs.par_chunks_mut(xs_len)
@@ -899,7 +876,47 @@ mod tests {
         }
     }
 
-    /// Every path, shapes odd and even, square and not: the DFT path equals the direct one.
+    /// The DFT path's forward pass and gradients (with and without the input gradient) against
+    /// the direct kernels' on input `x`.
+    fn assert_matches_direct(s: ConvShape, x: &[f32]) {
+        let l = s.lanes();
+        let wt = values(s.o * s.c * s.k * s.k, 2);
+        let b = values(s.o, 3);
+        let dy = values(s.nb * s.o * s.ho() * s.wo() * l, 4);
+        let (mut y1, mut y2) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
+        forward(x, &wt, Some(&b), &mut y1, s);
+        conv_blocked::forward(x, &wt, Some(&b), &mut y2, s);
+        close(&y1, &y2, "y");
+        let (mut dx1, mut dx2) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        let (mut dw1, mut dw2) = (vec![0.0; wt.len()], vec![0.0; wt.len()]);
+        let (mut db1, mut db2) = (vec![0.0; s.o], vec![0.0; s.o]);
+        backward(x, &wt, &dy, Some(&mut dx1), &mut dw1, &mut db1, s);
+        conv_blocked::backward(x, &wt, &dy, Some(&mut dx2), &mut dw2, &mut db2, s);
+        close(&dx1, &dx2, "dx");
+        close(&dw1, &dw2, "dw");
+        assert_eq!(db1, db2);
+        let mut dw3 = vec![0.0; wt.len()];
+        backward(x, &wt, &dy, None, &mut dw3, &mut db1, s);
+        assert_eq!(
+            dw3, dw1,
+            "the weight gradient does not depend on computing dx"
+        );
+    }
+
+    /// `x` with a zero border of `pad` pixels in every plane (a "same" convolution's input).
+    fn zero_border(mut x: Vec<f32>, s: ConvShape, pad: usize) -> Vec<f32> {
+        let l = s.lanes();
+        for (i, v) in x.iter_mut().enumerate() {
+            let (y, xx) = ((i / l / s.w) % s.h, (i / l) % s.w);
+            if y < pad || xx < pad || y + pad >= s.h || xx + pad >= s.w {
+                *v = 0.0;
+            }
+        }
+        x
+    }
+
+    /// Every path, shapes odd and even, square and not, with and without a zero border: the
+    /// DFT path equals the direct one.
     #[test]
     #[cfg_attr(
         miri,
@@ -923,23 +940,9 @@ mod tests {
                     o,
                     k,
                 };
-                let l = isa.lanes();
-                let x = values(nb * c * h * w * l, 1);
-                let wt = values(o * c * k * k, 2);
-                let b = values(o, 3);
-                let dy = values(nb * o * s.ho() * s.wo() * l, 4);
-                let (mut y1, mut y2) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-                forward(&x, &wt, Some(&b), &mut y1, s);
-                conv_blocked::forward(&x, &wt, Some(&b), &mut y2, s);
-                close(&y1, &y2, "y");
-                let (mut dx1, mut dx2) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-                let (mut dw1, mut dw2) = (vec![0.0; wt.len()], vec![0.0; wt.len()]);
-                let (mut db1, mut db2) = (vec![0.0; o], vec![0.0; o]);
-                backward(&x, &wt, &dy, Some(&mut dx1), &mut dw1, &mut db1, s);
-                conv_blocked::backward(&x, &wt, &dy, Some(&mut dx2), &mut dw2, &mut db2, s);
-                close(&dx1, &dx2, "dx");
-                close(&dw1, &dw2, "dw");
-                assert_eq!(db1, db2);
+                let x = values(nb * c * h * w * isa.lanes(), 1);
+                assert_matches_direct(s, &x);
+                assert_matches_direct(s, &zero_border(x, s, k / 2));
             }
         });
     }
@@ -958,23 +961,8 @@ mod tests {
                 o: 2,
                 k: 2,
             };
-            let l = isa.lanes();
-            let mut x = values(s.c * s.h * s.w * l, 8);
-            x[..s.w * l].fill(0.0); // channel 0's first row: zero, as in the other channel below
-            x[s.h * s.w * l..(s.h * s.w + s.w) * l].fill(0.0);
-            let (wt, b) = (values(s.o * s.c * 4, 9), values(s.o, 10));
-            let dy = values(s.o * s.ho() * s.wo() * l, 11);
-            let (mut y1, mut y2) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-            forward(&x, &wt, Some(&b), &mut y1, s);
-            conv_blocked::forward(&x, &wt, Some(&b), &mut y2, s);
-            close(&y1, &y2, "y");
-            let (mut dx1, mut dx2) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-            let (mut dw1, mut dw2) = (vec![0.0; wt.len()], vec![0.0; wt.len()]);
-            let (mut db1, mut db2) = (vec![0.0; s.o], vec![0.0; s.o]);
-            backward(&x, &wt, &dy, Some(&mut dx1), &mut dw1, &mut db1, s);
-            conv_blocked::backward(&x, &wt, &dy, Some(&mut dx2), &mut dw2, &mut db2, s);
-            close(&dx1, &dx2, "dx");
-            close(&dw1, &dw2, "dw");
+            let x = values(s.c * s.h * s.w * isa.lanes(), 8);
+            assert_matches_direct(s, &zero_border(x, s, 1));
         });
     }
 
