@@ -66,9 +66,7 @@ impl ConvShape {
             && self.o > 0
             && self.isa.supported()
     }
-}
 
-impl ConvShape {
     /// Panics unless the forward pass's slices fit the shape (and the shape is supported);
     /// returns the floats of one block's input and output.
     pub(crate) fn check_forward(

@@ -279,8 +279,7 @@ fn row_chunk<S: Simd, const NF: usize>(
     assert!(row.len() >= iw * l && out.len() >= NF * 2 * l && f + NF <= d.v && n0 + iw <= d.w);
     let (mut re, mut im) = ([simd.zero(); NF], [simd.zero(); NF]);
     // SAFETY: n < iw, so every load reads inside `row`; f + j < V and n0 + n < W index the
-    // tables;
-    // the stores write the NF complex vectors that `out` holds (asserted above).
+    // tables; the stores write the NF complex vectors that `out` holds (asserted above).
     unsafe {
         for n in 0..iw {
             let x = simd.load(row.as_ptr().add(n * l));
@@ -508,11 +507,19 @@ fn mix_tile<S: Simd, const NO: usize>(simd: S, a: &[f32], ni: usize, t: &[f32], 
     }
 }
 
-/// The kernels' spectra as the two product tables: forward `[bin][o][c]` of conj(K), input
-/// gradient `[bin][c][o]` of K, each entry (re, im, -im); in one buffer of this thread's
-/// (hand it back with `keep(&TABLES, ..)`), the forward table first, then the other, each of
-/// the returned length (the rest is the buffer's scratch).
-fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> (Vec<f32>, usize) {
+/// Which product table [`kernel_table`] builds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    /// The forward pass's, `[bin][o][c]` of conj(K).
+    Forward,
+    /// The input gradient's, `[bin][c][o]` of K.
+    InputGrad,
+}
+
+/// The kernels' spectra as one pass's product table (each entry re, im, -im), in the first
+/// `bins * o * c * 3` floats of one of this thread's buffers (hand it back with
+/// `keep(&TABLES, ..)`; the rest is the buffer's scratch).
+fn kernel_table(s: &ConvShape, d: &Dft, w: &[f32], which: Table) -> Vec<f32> {
     let (o, c, k) = (s.o, s.c, s.k);
     let pairs = o * c;
     let l = s.lanes();
@@ -526,29 +533,31 @@ fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> (Vec<f32>, usize) {
     }
     let cl = 2 * l;
     let bins = d.bins();
-    let table = bins * pairs * 3;
-    let mut buf = scratch(&TABLES, 2 * table + bins * groups * cl + k * d.v * cl);
-    let (tables, rest) = buf.split_at_mut(2 * table);
+    let len = bins * pairs * 3;
+    let mut buf = scratch(&TABLES, len + bins * groups * cl + k * d.v * cl);
+    let (table, rest) = buf.split_at_mut(len);
     let (spec, tmp) = rest.split_at_mut(bins * groups * cl);
     for g in 0..groups {
         let plane = &blocked[g * k * k * l..(g + 1) * k * k * l];
         let (r, off) = (Region::whole(k, k), g * cl);
         dispatch!(s.isa, r2c(d, plane, r, tmp, spec, groups * cl, off));
     }
-    let (fwd, bwd) = tables.split_at_mut(table);
-    fwd.par_chunks_mut(pairs * 3)
-        .zip(bwd.par_chunks_mut(pairs * 3))
+    table
+        .par_chunks_mut(pairs * 3)
         .zip(spec.par_chunks(groups * cl))
-        .for_each(|((fwd, bwd), spec)| {
-            for (p, f) in fwd.chunks_exact_mut(3).enumerate() {
+        .for_each(|(table, spec)| {
+            for p in 0..pairs {
                 let at = (p / l) * cl + p % l;
                 let (re, im) = (spec[at], spec[at + l]);
-                f.copy_from_slice(&[re, -im, im]);
                 let (oi, ci) = (p / c, p % c);
-                bwd[(ci * o + oi) * 3..][..3].copy_from_slice(&[re, im, -im]);
+                let (entry, value) = match which {
+                    Table::Forward => (p, [re, -im, im]),
+                    Table::InputGrad => (ci * o + oi, [re, im, -im]),
+                };
+                table[entry * 3..][..3].copy_from_slice(&value);
             }
         });
-    (buf, table)
+    buf
 }
 
 /// y = conv(x, w) + b on blocked tensors through the DFT (see the module's notes), parallel
@@ -556,8 +565,8 @@ fn kernel_tables(s: &ConvShape, d: &Dft, w: &[f32]) -> (Vec<f32>, usize) {
 pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], s: ConvShape) {
     let (img_in, img_out) = s.check_forward(x, w, b, y);
     let d = Dft::new(s.h, s.w);
-    let (tables, len) = kernel_tables(&s, &d, w);
-    let table = &tables[..len];
+    let tables = kernel_table(&s, &d, w, Table::Forward);
+    let table = &tables[..d.bins() * s.o * s.c * 3];
     y.par_chunks_mut(img_out).enumerate().for_each(|(n, out)| {
         let inp = &x[n * img_in..(n + 1) * img_in];
         dispatch!(s.isa, forward_block(&d, &s, inp, table, b, out));
@@ -708,8 +717,10 @@ fn backward_spectra(
     let (ho, wo, bins, cl) = (s.ho(), s.wo(), d.bins(), 2 * l);
     let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
     let (xs_len, gs_len) = (bins * s.c * cl, bins * s.o * cl);
-    let tables = dx.is_some().then(|| kernel_tables(s, d, w));
-    let table = tables.as_ref().map(|(t, len)| &t[*len..2 * len]);
+    let tables = dx
+        .is_some()
+        .then(|| kernel_table(s, d, w, Table::InputGrad));
+    let table = tables.as_deref().map(|t| &t[..bins * s.o * s.c * 3]);
     let mut dx_items: Vec<&mut [f32]> = match dx {
         Some(dx) => dx.chunks_mut(img_in).collect(),
         None => (0..s.nb).map(|_| &mut [][..]).collect(),
@@ -723,7 +734,7 @@ fn backward_spectra(
             let grad = &dy[n * img_out..(n + 1) * img_out];
             dispatch!(s.isa, backward_block(d, s, inp, grad, table, xs, gs, dx));
         });
-    if let Some((t, _)) = tables {
+    if let Some(t) = tables {
         keep(&TABLES, t);
     }
 }

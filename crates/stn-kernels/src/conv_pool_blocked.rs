@@ -38,26 +38,43 @@ fn conv_pool<const CODES: bool>(
     assert_eq!(x.len(), s.nb * img_in, "conv_pool: input length");
     assert_eq!(w.len(), s.o * s.c * s.k * s.k, "conv_pool: weight length");
     assert_eq!(b.len(), s.o, "conv_pool: bias length");
-    // Written whole by the blocks below: no zeroing first.
-    let mut y = NewBuffer::new(s.nb * img_out);
-    let mut arg = NewBuffer::new(if CODES { s.nb * img_out } else { 0 });
+    // SAFETY: each block's tiles store every pooled value (and code, if CODES) of the block.
+    unsafe {
+        pooled_outputs(s.nb, img_out, CODES, |n, y, arg| {
+            let inp = &x[n * img_in..(n + 1) * img_in];
+            dispatch!(s.isa, conv_pool_block::<CODES>(inp, w, b, &s, y, arg));
+        })
+    }
+}
+
+/// New pooled outputs of `nb` blocks of `img_out` floats, and their window codes if `codes`,
+/// without zeroing first: `fill(n, y, arg)` writes block n, in parallel over blocks (`arg` is
+/// empty without codes).
+///
+/// # Safety
+/// `fill` must initialize every element of `y`, and of `arg` when it is not empty.
+unsafe fn pooled_outputs(
+    nb: usize,
+    img_out: usize,
+    codes: bool,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]) + Sync,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let mut y = NewBuffer::new(nb * img_out);
+    let mut arg = NewBuffer::new(if codes { nb * img_out } else { 0 });
     if img_out > 0 {
-        let mut arg_items: Vec<&mut [MaybeUninit<f32>]> = if CODES {
+        let mut arg_items: Vec<&mut [MaybeUninit<f32>]> = if codes {
             arg.uninit().chunks_mut(img_out).collect()
         } else {
-            (0..s.nb).map(|_| &mut [][..]).collect()
+            (0..nb).map(|_| &mut [][..]).collect()
         };
         y.uninit()
             .par_chunks_mut(img_out)
             .zip(arg_items.par_iter_mut())
             .enumerate()
-            .for_each(|(n, (y, arg))| {
-                let inp = &x[n * img_in..(n + 1) * img_in];
-                dispatch!(s.isa, conv_pool_block::<CODES>(inp, w, b, &s, y, arg));
-            });
+            .for_each(|(n, (y, arg))| fill(n, y, arg));
     }
-    // SAFETY: each block's tiles store every pooled value (and code) of the block.
-    unsafe { (y.finish(), CODES.then(|| arg.finish())) }
+    // SAFETY: the caller's `fill` initialized every element of every block.
+    unsafe { (y.finish(), codes.then(|| arg.finish())) }
 }
 
 #[inline(always)]
@@ -196,26 +213,13 @@ pub fn pool_relu_codes(z: &[f32], s: ConvShape, codes: bool) -> (Vec<f32>, Optio
     let (ph, pw) = (ho / 2, wo / 2);
     let (img_in, img_out) = (s.o * ho * wo * l, s.o * ph * pw * l);
     assert_eq!(z.len(), s.nb * img_in, "pool_relu_codes: input length");
-    // Written whole by the blocks below: no zeroing first.
-    let mut y = NewBuffer::new(s.nb * img_out);
-    let mut arg = NewBuffer::new(if codes { s.nb * img_out } else { 0 });
-    if img_out > 0 {
-        let mut arg_items: Vec<&mut [MaybeUninit<f32>]> = if codes {
-            arg.uninit().chunks_mut(img_out).collect()
-        } else {
-            (0..s.nb).map(|_| &mut [][..]).collect()
-        };
-        y.uninit()
-            .par_chunks_mut(img_out)
-            .zip(arg_items.par_iter_mut())
-            .enumerate()
-            .for_each(|(n, (y, arg))| {
-                let z = &z[n * img_in..(n + 1) * img_in];
-                dispatch!(s.isa, pool_block(z, &s, y, arg));
-            });
-    }
     // SAFETY: each block stores every pooled value (and, if codes, every code) of the block.
-    unsafe { (y.finish(), codes.then(|| arg.finish())) }
+    unsafe {
+        pooled_outputs(s.nb, img_out, codes, |n, y, arg| {
+            let z = &z[n * img_in..(n + 1) * img_in];
+            dispatch!(s.isa, pool_block(z, &s, y, arg));
+        })
+    }
 }
 
 /// One block of [`pool_relu_codes`]; codes written if `arg` is not empty.
