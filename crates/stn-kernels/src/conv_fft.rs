@@ -14,13 +14,15 @@
 //! Per frequency this is a C x O complex matrix product, where the direct convolution costs
 //! k² multiply-adds per pixel and channel pair: for the paper's CNN's 7x7 layer (16 -> 32
 //! channels on 20x20 padded maps) about a quarter of the direct kernels' multiply-adds in all,
-//! the transforms included. The transforms are plain matrix products with the DFT's twiddles
-//! (sizes 12-20 on the layers that take this path, where an FFT's bookkeeping would save
-//! little), vectorized over the block's images as every kernel of this layout: no shuffles,
-//! every load aligned; an input's all-zero border rows and columns (a "same" convolution's
-//! padding) are left out of its transform. Sums run in fixed orders, so results do not depend
-//! on the thread count; they differ from the direct kernels' in the last bits (the tests allow
-//! 2e-5 of the values' scale).
+//! the transforms included. The row transforms are plain matrix products with the DFT's
+//! twiddles; the column transforms too, except where H is a multiple of 4 (20 for the paper
+//! networks' 7x7 layers on 28x28 digits), where they factor into four length-H/4 DFTs and
+//! radix-4 butterflies ([`col_fft`]). Everything is vectorized over the block's images as every
+//! kernel of this layout: no shuffles, every load aligned; an input's all-zero border rows and
+//! columns (a "same" convolution's padding) are left out of its transform. The weight gradient
+//! is summed per task of [`WGRAD_GROUP`] blocks while each block's spectra are in cache. Sums
+//! run in fixed orders, so results do not depend on the thread count; they differ from the
+//! direct kernels' in the last bits (the tests allow 2e-5 of the values' scale).
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -52,8 +54,8 @@ pub fn chosen(s: &ConvShape) -> bool {
 }
 
 /// Whether the DFT path computes markedly less than the direct kernels for this shape: its
-/// multiply-adds (forward and both gradients, as the kernels run them without skipping any
-/// zero border) under half of theirs. Measured (`conv_dft_bench`): the paper networks' 7x7
+/// multiply-adds (forward and both gradients, counting plain column transforms and no skipped
+/// zero border: an upper bound) under half of theirs. Measured (`conv_dft_bench`): the paper networks' 7x7
 /// layers and the ST-CNN's second localization layer (0.25-0.47 of the direct count) run
 /// 1.3-2.3x faster; the tutorial's 5x5 classifier layer (0.55) runs its forward pass no faster
 /// than the direct kernel fused with the pooling, and stays direct.
@@ -92,6 +94,58 @@ struct Dft {
     /// -a_v sin(..) / (H W), a_v = 2 for the columns that stand for two (conjugate) ones.
     ic: Vec<f32>,
     is: Vec<f32>,
+    /// The column transforms' factorization, where H is a multiple of 4 (else they are plain
+    /// matrix products).
+    fft: Option<ColFft>,
+}
+
+/// A length-H column transform, H = 4Q, as four length-Q DFTs of the rows m = 4j + r (each
+/// through its conjugate-symmetric pairs j, Q - j), twiddles, and Q radix-4 butterflies
+/// (additions only): for H = 20 about a third of the vector operations of the plain product,
+/// which is most of what the 7x7 layers' transforms cost (`col_fft`).
+struct ColFft {
+    q: usize,
+    /// cos and sin(2 pi j k / Q), [j][k] for j, k <= Q / 2.
+    qc: Vec<f32>,
+    qs: Vec<f32>,
+    /// cos and sin(2 pi r k / H), [r][k] for r < 4, k < Q.
+    tc: Vec<f32>,
+    ts: Vec<f32>,
+}
+
+impl ColFft {
+    /// The plan for length `h`, if `h` is a multiple of 4 with Q = h / 4 small enough for
+    /// `col_fft`'s registers (Q <= 16).
+    fn new(h: usize) -> Option<ColFft> {
+        if !h.is_multiple_of(4) || h / 4 > 16 || h < 8 {
+            return None;
+        }
+        let q = h / 4;
+        let half = q / 2 + 1;
+        let tau = std::f64::consts::TAU;
+        let mut f = ColFft {
+            q,
+            qc: vec![0.0; half * half],
+            qs: vec![0.0; half * half],
+            tc: vec![0.0; 4 * q],
+            ts: vec![0.0; 4 * q],
+        };
+        for j in 0..half {
+            for k in 0..half {
+                let t = tau * ((j * k) % q) as f64 / q as f64;
+                f.qc[j * half + k] = t.cos() as f32;
+                f.qs[j * half + k] = t.sin() as f32;
+            }
+        }
+        for r in 0..4 {
+            for k in 0..q {
+                let t = tau * (r * k) as f64 / h as f64;
+                f.tc[r * q + k] = t.cos() as f32;
+                f.ts[r * q + k] = t.sin() as f32;
+            }
+        }
+        Some(f)
+    }
 }
 
 impl Dft {
@@ -109,6 +163,7 @@ impl Dft {
             cn: vec![0.0; h * h],
             ic: vec![0.0; w * v],
             is: vec![0.0; w * v],
+            fft: ColFft::new(h),
         };
         for f in 0..v {
             // Column W / 2 of an even W is its own conjugate: counted once.
@@ -136,6 +191,12 @@ impl Dft {
     /// Frequencies of the half spectrum.
     fn bins(&self) -> usize {
         self.h * self.v
+    }
+
+    /// Floats of the scratch [`r2c`] and [`c2r`] need for `rows` rows of L lanes: the row
+    /// transforms' [rows, V] complex, then one column's H complex.
+    fn tmp_len(&self, rows: usize, l: usize) -> usize {
+        (rows * self.v + self.h) * 2 * l
     }
 }
 
@@ -183,7 +244,7 @@ fn r2c<S: Simd>(
     let cl = cplx::<S>();
     let (ih, iw) = (r.rows.1 - r.rows.0, r.cols.1 - r.cols.0);
     assert!(r.rows.1 <= h && r.cols.1 <= w && r.cols.1 <= r.stride);
-    assert!(inp.len() >= r.rows.1 * r.stride * l && tmp.len() >= ih * v * cl);
+    assert!(inp.len() >= r.rows.1 * r.stride * l && tmp.len() >= d.tmp_len(ih, l));
     assert!(out.len() >= (d.bins() - 1) * bin_stride + off + cl);
     // Rows: tmp[m][f] = sum_n inp[m][n] e^(-2 pi i f n / W).
     for m in 0..ih {
@@ -205,6 +266,15 @@ fn r2c<S: Simd>(
         }
     }
     // Columns: out[u][f] = sum_m tmp[m][f] e^(-2 pi i u m / H).
+    let (rows_tmp, work) = tmp.split_at_mut(ih * v * cl);
+    if let Some(plan) = &d.fft {
+        for f in 0..v {
+            let src = (&rows_tmp[f * cl..], r.rows.0, ih, v * cl);
+            let dst = &mut out[f * bin_stride + off..];
+            col_fft::<S, false>(simd, d, plan, src, work, (dst, v * bin_stride, h));
+        }
+        return;
+    }
     for f in 0..v {
         let mut u = 0;
         while u < h {
@@ -219,7 +289,7 @@ fn r2c<S: Simd>(
             macro_rules! chunk {
                 ($($n:literal),*) => {
                     match nu {
-                        $($n => col_chunk::<S, $n, false>(simd, d, &tmp[f * cl..], at, out, bin_stride, off),)*
+                        $($n => col_chunk::<S, $n, false>(simd, d, &rows_tmp[f * cl..], at, out, bin_stride, off),)*
                         _ => unreachable!(),
                     }
                 };
@@ -232,35 +302,42 @@ fn r2c<S: Simd>(
 
 /// The rows and columns of a block's `chans` planes [h, w, L] that hold a nonzero value (in
 /// any channel or lane): the zero padding of a "same" convolution's input is left out of the
-/// transforms. All zero: an empty region.
+/// transforms. All zero: an empty region. One pass over the data, or-ing the values' bits
+/// without the sign (zero iff every value is +-0); inlined into the vector paths, so that the
+/// or-ing is vectorized for their instruction sets.
+#[inline(always)]
 fn data_region(planes: &[f32], chans: usize, h: usize, w: usize, l: usize) -> Region {
-    // Bits without the sign, or-ed: zero iff every value is +-0 (no early exit: vectorizes).
-    let zero = |v: &[f32]| v.iter().fold(0u32, |a, x| a | (x.to_bits() & 0x7fff_ffff)) == 0;
-    let zero_row = |y: usize| (0..chans).all(|c| zero(&planes[(c * h + y) * w * l..][..w * l]));
-    let zero_col = |x: usize, rows: (usize, usize)| {
-        (0..chans)
-            .all(|c| (rows.0..rows.1).all(|y| zero(&planes[((c * h + y) * w + x) * l..][..l])))
-    };
-    let mut rows = (0, h);
-    while rows.0 < rows.1 && zero_row(rows.0) {
-        rows.0 += 1;
+    assert!(planes.len() >= chans * h * w * l);
+    let (mut row, mut cols) = (vec![0u32; w * l], vec![0u32; w * l]);
+    let mut rows = (h, 0);
+    for y in 0..h {
+        row.fill(0);
+        for c in 0..chans {
+            let src = &planes[(c * h + y) * w * l..][..w * l];
+            for (a, v) in row.iter_mut().zip(src) {
+                *a |= v.to_bits() & 0x7fff_ffff;
+            }
+        }
+        if row.iter().fold(0, |a, &b| a | b) != 0 {
+            rows = (rows.0.min(y), y + 1);
+            for (a, b) in cols.iter_mut().zip(&row) {
+                *a |= b;
+            }
+        }
     }
-    while rows.1 > rows.0 && zero_row(rows.1 - 1) {
-        rows.1 -= 1;
+    if rows.0 >= rows.1 {
+        return Region {
+            rows: (0, 0),
+            cols: (0, 0),
+            stride: w,
+        };
     }
-    let mut cols = (0, w);
-    if rows.0 == rows.1 {
-        cols = (0, 0);
-    }
-    while cols.0 < cols.1 && zero_col(cols.0, rows) {
-        cols.0 += 1;
-    }
-    while cols.1 > cols.0 && zero_col(cols.1 - 1, rows) {
-        cols.1 -= 1;
-    }
+    let nonzero = |x: usize| cols[x * l..(x + 1) * l].iter().any(|&b| b != 0);
+    let first = (0..w).find(|&x| nonzero(x)).unwrap_or(0);
+    let last = (0..w).rev().find(|&x| nonzero(x)).map_or(0, |x| x + 1);
     Region {
         rows,
-        cols,
+        cols: (first, last),
         stride: w,
     }
 }
@@ -352,6 +429,150 @@ fn col_chunk<S: Simd, const NU: usize, const INV: bool>(
     }
 }
 
+/// One whole column transform through `plan` (forward, or inverse without scaling if INV):
+/// `src` = (data, m0, rows, stride) holds the column's rows m0..m0 + rows at `stride` floats
+/// apart (the others are zero); outputs u < `limit` go to `dst` = (data, stride, limit) at
+/// u * stride. `work` holds H complex vectors.
+#[inline(always)]
+fn col_fft<S: Simd, const INV: bool>(
+    simd: S,
+    d: &Dft,
+    plan: &ColFft,
+    (src, m0, rows, stride): (&[f32], usize, usize, usize),
+    work: &mut [f32],
+    (dst, dst_stride, limit): (&mut [f32], usize, usize),
+) {
+    let (l, h, q) = (S::LANES, d.h, plan.q);
+    let cl = 2 * l;
+    let (pairs, half) = ((q - 1) / 2, q / 2 + 1);
+    assert!(q <= 16 && 4 * q == h && m0 + rows <= h && limit <= h && work.len() >= h * cl);
+    assert!(rows == 0 || src.len() >= (rows - 1) * stride + cl);
+    assert!(limit == 0 || dst.len() >= (limit - 1) * dst_stride + cl);
+    assert!(plan.qc.len() >= half * half && plan.tc.len() >= 4 * q);
+    // The forward transform multiplies by e^(-i t), the inverse by e^(i t).
+    let sign = if INV { -1.0f32 } else { 1.0 };
+    // SAFETY: loads read rows m - m0 < rows of `src`, `work` entries < 4Q = H, the tables'
+    // entries j, k < half and r < 4, k < Q, and stores go to outputs u < limit (all asserted).
+    unsafe {
+        // Macros, not closures: a closure is not compiled for the vector path's target
+        // features.
+        macro_rules! load {
+            ($m:expr) => {{
+                let m = $m;
+                if m >= m0 && m < m0 + rows {
+                    let p = src.as_ptr().add((m - m0) * stride);
+                    (simd.load(p), simd.load(p.add(l)))
+                } else {
+                    (simd.zero(), simd.zero())
+                }
+            }};
+        }
+        // Length-Q DFTs of the rows m = 4j + r, twiddled by e^(-+2 pi i r k / H), into
+        // work[r Q + k].
+        for r in 0..4 {
+            let z0 = load!(r);
+            let (mut tr, mut ti) = ([simd.zero(); 8], [simd.zero(); 8]);
+            let (mut dr, mut di) = ([simd.zero(); 8], [simd.zero(); 8]);
+            for j in 1..=pairs {
+                let (a, b) = (load!(4 * j + r), load!(4 * (q - j) + r));
+                (tr[j - 1], ti[j - 1]) = (simd.add(a.0, b.0), simd.add(a.1, b.1));
+                (dr[j - 1], di[j - 1]) = (simd.sub(a.0, b.0), simd.sub(a.1, b.1));
+            }
+            let mid = if q % 2 == 0 {
+                load!(4 * (q / 2) + r)
+            } else {
+                (simd.zero(), simd.zero())
+            };
+            macro_rules! store {
+                ($k:expr, $x:expr) => {{
+                    let (k, (xr, xi)) = ($k, $x);
+                    let (xr, xi) = if r > 0 && k > 0 {
+                        let c = simd.splat(*plan.tc.get_unchecked(r * q + k));
+                        let sn = simd.splat(sign * *plan.ts.get_unchecked(r * q + k));
+                        // (xr + i xi)(c - i sn) with sn = +-sin.
+                        (
+                            simd.mul_add(xi, sn, simd.mul(xr, c)),
+                            simd.sub(simd.mul(xi, c), simd.mul(xr, sn)),
+                        )
+                    } else {
+                        (xr, xi)
+                    };
+                    let p = work.as_mut_ptr().add((r * q + k) * cl);
+                    simd.store(p, xr);
+                    simd.store(p.add(l), xi);
+                }};
+            }
+            for k in 0..half {
+                // A = z0 + sum_j cos(2 pi j k / Q) t_j (+ (-1)^k the middle row).
+                let (mut ar, mut ai) = (z0.0, z0.1);
+                if q % 2 == 0 {
+                    if k % 2 == 0 {
+                        (ar, ai) = (simd.add(ar, mid.0), simd.add(ai, mid.1));
+                    } else {
+                        (ar, ai) = (simd.sub(ar, mid.0), simd.sub(ai, mid.1));
+                    }
+                }
+                for j in 1..=pairs {
+                    let c = simd.splat(*plan.qc.get_unchecked(j * half + k));
+                    ar = simd.mul_add(tr[j - 1], c, ar);
+                    ai = simd.mul_add(ti[j - 1], c, ai);
+                }
+                if k == 0 || 2 * k == q {
+                    store!(k, (ar, ai));
+                    continue;
+                }
+                // B = sum_j sin(2 pi j k / Q) d_j; X_k = A -+ iB, X_(Q-k) = A +- iB.
+                let (mut br, mut bi) = (simd.zero(), simd.zero());
+                for j in 1..=pairs {
+                    let sn = simd.splat(sign * *plan.qs.get_unchecked(j * half + k));
+                    br = simd.mul_add(dr[j - 1], sn, br);
+                    bi = simd.mul_add(di[j - 1], sn, bi);
+                }
+                store!(k, (simd.add(ar, bi), simd.sub(ai, br)));
+                store!(q - k, (simd.sub(ar, bi), simd.add(ai, br)));
+            }
+        }
+        // Radix-4 butterflies: X[k + Q k1] = sum_r work[r Q + k] (-+i)^(r k1).
+        for k in 0..q {
+            macro_rules! w {
+                ($r:expr) => {{
+                    let p = work.as_ptr().add(($r * q + k) * cl);
+                    (simd.load(p), simd.load(p.add(l)))
+                }};
+            }
+            let (a0, a1, a2, a3) = (w!(0), w!(1), w!(2), w!(3));
+            let (s0, s1) = (
+                (simd.add(a0.0, a2.0), simd.add(a0.1, a2.1)),
+                (simd.sub(a0.0, a2.0), simd.sub(a0.1, a2.1)),
+            );
+            let (s2, s3) = (
+                (simd.add(a1.0, a3.0), simd.add(a1.1, a3.1)),
+                (simd.sub(a1.0, a3.0), simd.sub(a1.1, a3.1)),
+            );
+            // Forward: X1 = s1 - i s3, X3 = s1 + i s3; inverse the other way round.
+            let (m1, p1) = (
+                (simd.add(s1.0, s3.1), simd.sub(s1.1, s3.0)),
+                (simd.sub(s1.0, s3.1), simd.add(s1.1, s3.0)),
+            );
+            let (x1, x3) = if INV { (p1, m1) } else { (m1, p1) };
+            let outs = [
+                (simd.add(s0.0, s2.0), simd.add(s0.1, s2.1)),
+                x1,
+                (simd.sub(s0.0, s2.0), simd.sub(s0.1, s2.1)),
+                x3,
+            ];
+            for (k1, (xr, xi)) in outs.into_iter().enumerate() {
+                let u = k + q * k1;
+                if u < limit {
+                    let p = dst.as_mut_ptr().add(u * dst_stride);
+                    simd.store(p, xr);
+                    simd.store(p.add(l), xi);
+                }
+            }
+        }
+    }
+}
+
 /// The real plane `out` [oh, ow, L] (its first oh rows and ow columns, plus `bias`) of a
 /// spectrum stored at `spec[(bin * chans + ch) * 2L ..]`. `tmp` holds [oh, V] complex.
 #[inline(always)]
@@ -370,9 +591,16 @@ fn c2r<S: Simd>(
     let (l, v, h) = (S::LANES, d.v, d.h);
     let cl = cplx::<S>();
     assert!(oh <= h && ow <= d.w && ch < chans && spec.len() >= d.bins() * chans * cl);
-    assert!(tmp.len() >= oh * v * cl && out.len() >= oh * ow * l);
+    assert!(tmp.len() >= d.tmp_len(oh, l) && out.len() >= oh * ow * l);
     // Columns: tmp[y][f] = sum_u spec[u][f] e^(2 pi i u y / H).
+    let (tmp, work) = tmp.split_at_mut(oh * v * cl);
     for f in 0..v {
+        let col = &spec[(f * chans + ch) * cl..];
+        if let Some(plan) = &d.fft {
+            let dst = (&mut tmp[f * cl..], v * cl, oh);
+            col_fft::<S, true>(simd, d, plan, (col, 0, h, v * chans * cl), work, dst);
+            continue;
+        }
         let mut y = 0;
         while y < oh {
             let ny = (oh - y).min(4);
@@ -387,7 +615,7 @@ fn c2r<S: Simd>(
             macro_rules! chunk {
                 ($($n:literal),*) => {
                     match ny {
-                        $($n => col_chunk::<S, $n, true>(simd, d, &spec[(f * chans + ch) * cl..], at, tmp, cl, 0),)*
+                        $($n => col_chunk::<S, $n, true>(simd, d, col, at, tmp, cl, 0),)*
                         _ => unreachable!(),
                     }
                 };
@@ -451,7 +679,8 @@ fn inv_row_chunk<S: Simd, const NN: usize>(
 }
 
 /// Per frequency, the complex products `out[bin][o] = sum_i a[bin][i] t[bin][o][i]` of the
-/// spectra `a` [bins, ni, 2L] and the scalar table `t` [bins, no, ni, 3] (re, im, -im).
+/// spectra `a` [bins, ni, 2L] and the scalar table `t` [bins, no, ni, 3] (c, d - c, c + d for
+/// the entry c + id; see [`mix_tile`]).
 #[inline(always)]
 fn mix<S: Simd>(simd: S, a: &[f32], ni: usize, t: &[f32], no: usize, out: &mut [f32]) {
     let cl = cplx::<S>();
@@ -478,12 +707,15 @@ fn mix<S: Simd>(simd: S, a: &[f32], ni: usize, t: &[f32], no: usize, out: &mut [
     }
 }
 
-/// NO outputs of one frequency's product (see [`mix`]).
+/// NO outputs of one frequency's product (see [`mix`]), with three real multiplications per
+/// complex one: for x = a + ib and a table entry (c, d - c, c + d) of k = c + id,
+/// re(x k) = c (a + b) - b (c + d) and im(x k) = c (a + b) + a (d - c), where a + b is shared by
+/// the NO outputs.
 #[inline(always)]
 fn mix_tile<S: Simd, const NO: usize>(simd: S, a: &[f32], ni: usize, t: &[f32], out: &mut [f32]) {
     let l = S::LANES;
     assert!(a.len() >= ni * 2 * l && t.len() >= NO * ni * 3 && out.len() >= NO * 2 * l);
-    let (mut re, mut im) = ([simd.zero(); NO], [simd.zero(); NO]);
+    let (mut k1, mut k2, mut k3) = ([simd.zero(); NO], [simd.zero(); NO], [simd.zero(); NO]);
     // SAFETY: i < ni and j < NO stay inside the lengths asserted above.
     unsafe {
         for i in 0..ni {
@@ -491,18 +723,20 @@ fn mix_tile<S: Simd, const NO: usize>(simd: S, a: &[f32], ni: usize, t: &[f32], 
                 simd.load(a.as_ptr().add(2 * i * l)),
                 simd.load(a.as_ptr().add((2 * i + 1) * l)),
             );
+            let sum = simd.add(xr, xi);
             for j in 0..NO {
                 let w = t.as_ptr().add((j * ni + i) * 3);
-                let (kr, ki, kn) = (simd.splat(*w), simd.splat(*w.add(1)), simd.splat(*w.add(2)));
-                re[j] = simd.mul_add(xr, kr, re[j]);
-                re[j] = simd.mul_add(xi, kn, re[j]);
-                im[j] = simd.mul_add(xr, ki, im[j]);
-                im[j] = simd.mul_add(xi, kr, im[j]);
+                k1[j] = simd.mul_add(sum, simd.splat(*w), k1[j]);
+                k2[j] = simd.mul_add(xr, simd.splat(*w.add(1)), k2[j]);
+                k3[j] = simd.mul_add(xi, simd.splat(*w.add(2)), k3[j]);
             }
         }
         for j in 0..NO {
-            simd.store(out.as_mut_ptr().add(2 * j * l), re[j]);
-            simd.store(out.as_mut_ptr().add((2 * j + 1) * l), im[j]);
+            simd.store(out.as_mut_ptr().add(2 * j * l), simd.sub(k1[j], k3[j]));
+            simd.store(
+                out.as_mut_ptr().add((2 * j + 1) * l),
+                simd.add(k1[j], k2[j]),
+            );
         }
     }
 }
@@ -516,7 +750,8 @@ enum Table {
     InputGrad,
 }
 
-/// The kernels' spectra as one pass's product table (each entry re, im, -im), in the first
+/// The kernels' spectra as one pass's product table (each entry c + id as c, d - c, c + d:
+/// [`mix_tile`]'s form), in the first
 /// `bins * o * c * 3` floats of one of this thread's buffers (hand it back with
 /// `keep(&TABLES, ..)`; the rest is the buffer's scratch).
 fn kernel_table(s: &ConvShape, d: &Dft, w: &[f32], which: Table) -> Vec<f32> {
@@ -534,7 +769,7 @@ fn kernel_table(s: &ConvShape, d: &Dft, w: &[f32], which: Table) -> Vec<f32> {
     let cl = 2 * l;
     let bins = d.bins();
     let len = bins * pairs * 3;
-    let mut buf = scratch(&TABLES, len + bins * groups * cl + k * d.v * cl);
+    let mut buf = scratch(&TABLES, len + bins * groups * cl + d.tmp_len(k, l));
     let (table, rest) = buf.split_at_mut(len);
     let (spec, tmp) = rest.split_at_mut(bins * groups * cl);
     for g in 0..groups {
@@ -546,15 +781,24 @@ fn kernel_table(s: &ConvShape, d: &Dft, w: &[f32], which: Table) -> Vec<f32> {
         .par_chunks_mut(pairs * 3)
         .zip(spec.par_chunks(groups * cl))
         .for_each(|(table, spec)| {
-            for p in 0..pairs {
-                let at = (p / l) * cl + p % l;
-                let (re, im) = (spec[at], spec[at + l]);
-                let (oi, ci) = (p / c, p % c);
-                let (entry, value) = match which {
-                    Table::Forward => (p, [re, -im, im]),
-                    Table::InputGrad => (ci * o + oi, [re, im, -im]),
-                };
-                table[entry * 3..][..3].copy_from_slice(&value);
+            // Pair o C + c sits in lane (o C + c) % L of group (o C + c) / L: counted up, not
+            // divided (four divisions per entry took most of the table's time).
+            let (mut g, mut lane) = (0, 0);
+            for oi in 0..o {
+                for ci in 0..c {
+                    let at = g * cl + lane;
+                    let (re, im) = (spec[at], spec[at + l]);
+                    // The entry a + ib: conj(K) forward, K for the input gradient.
+                    let (entry, (a, b)) = match which {
+                        Table::Forward => (oi * c + ci, (re, -im)),
+                        Table::InputGrad => (ci * o + oi, (re, im)),
+                    };
+                    table[entry * 3..][..3].copy_from_slice(&[a, b - a, a + b]);
+                    lane += 1;
+                    if lane == l {
+                        (g, lane) = (g + 1, 0);
+                    }
+                }
             }
         });
     buf
@@ -588,7 +832,7 @@ fn forward_block<S: Simd>(
     let (l, cl) = (S::LANES, cplx::<S>());
     let (ho, wo, bins) = (s.ho(), s.wo(), d.bins());
     let r = data_region(inp, s.c, s.h, s.w, l);
-    let tmp_len = s.h.max(ho) * d.v * cl;
+    let tmp_len = d.tmp_len(s.h.max(ho), l);
     let mut buf = scratch(&BLOCK, (s.c + s.o) * bins * cl + tmp_len);
     let (xs, rest) = buf.split_at_mut(s.c * bins * cl);
     let (ys, tmp) = rest.split_at_mut(s.o * bins * cl);
@@ -674,8 +918,18 @@ pub fn conv_pool_forward(
     out
 }
 
+/// Blocks whose weight-gradient terms one task sums in its own accumulator: fixed, so that
+/// the order of the sums does not depend on the thread count.
+const WGRAD_GROUP: usize = 4;
+
 /// Gradients of [`forward`] through the DFT; the same contract as
 /// [`crate::conv_blocked::backward`].
+///
+/// Tasks of [`WGRAD_GROUP`] blocks each: per block the spectra of its input and output
+/// gradient, its input gradient, and its terms of the weight gradient's spectrum added to the
+/// task's accumulator while the block's spectra are still in cache (a whole batch's spectra,
+/// kept for a pass over the frequencies, would take tens of megabytes); then the accumulators
+/// summed in order and the k x k corner of their inverse transform.
 pub fn backward(
     x: &[f32],
     w: &[f32],
@@ -690,87 +944,81 @@ pub fn backward(
     dispatch!(s.isa, bias_grad(dy, s.nb, s.o, s.ho() * s.wo(), db));
 
     let d = Dft::new(s.h, s.w);
-    let cl = 2 * l;
-    let bins = d.bins();
-    let (xs_len, gs_len) = (bins * s.c * cl, bins * s.o * cl);
-    let mut buf = scratch(&BATCH, s.nb * (xs_len + gs_len));
-    let (xs, gs) = buf.split_at_mut(s.nb * xs_len);
-    backward_spectra(&s, &d, x, dy, dx, w, xs, gs);
-    weight_grad(&s, &d, xs, gs, dw);
-    keep(&BATCH, buf);
-}
-
-/// The spectra of every block's input (`xs`) and output gradient (`gs`), and the input
-/// gradient `dx` if wanted.
-#[allow(clippy::too_many_arguments)]
-fn backward_spectra(
-    s: &ConvShape,
-    d: &Dft,
-    x: &[f32],
-    dy: &[f32],
-    dx: Option<&mut [f32]>,
-    w: &[f32],
-    xs: &mut [f32],
-    gs: &mut [f32],
-) {
-    let l = s.lanes();
-    let (ho, wo, bins, cl) = (s.ho(), s.wo(), d.bins(), 2 * l);
-    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * ho * wo * l);
-    let (xs_len, gs_len) = (bins * s.c * cl, bins * s.o * cl);
+    let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * s.ho() * s.wo() * l);
+    let acc_len = wgrad_len(&s, &d);
+    let groups = s.nb.div_ceil(WGRAD_GROUP);
+    let mut buf = scratch(&BATCH, groups * acc_len);
+    let accs = &mut buf[..groups * acc_len];
     let tables = dx
         .is_some()
-        .then(|| kernel_table(s, d, w, Table::InputGrad));
-    let table = tables.as_deref().map(|t| &t[..bins * s.o * s.c * 3]);
+        .then(|| kernel_table(&s, &d, w, Table::InputGrad));
+    let table = tables.as_deref().map(|t| &t[..d.bins() * s.o * s.c * 3]);
     let mut dx_items: Vec<&mut [f32]> = match dx {
         Some(dx) => dx.chunks_mut(img_in).collect(),
         None => (0..s.nb).map(|_| &mut [][..]).collect(),
     };
-    xs.par_chunks_mut(xs_len)
-        .zip(gs.par_chunks_mut(gs_len))
-        .zip(dx_items.par_iter_mut())
+    accs.par_chunks_mut(acc_len)
+        .zip(dx_items.par_chunks_mut(WGRAD_GROUP))
         .enumerate()
-        .for_each(|(n, ((xs, gs), dx))| {
-            let inp = &x[n * img_in..(n + 1) * img_in];
-            let grad = &dy[n * img_out..(n + 1) * img_out];
-            dispatch!(s.isa, backward_block(d, s, inp, grad, table, xs, gs, dx));
+        .for_each(|(g, (acc, dxs))| {
+            acc.fill(0.0);
+            for (i, dx) in dxs.iter_mut().enumerate() {
+                let n = g * WGRAD_GROUP + i;
+                let inp = &x[n * img_in..(n + 1) * img_in];
+                let grad = &dy[n * img_out..(n + 1) * img_out];
+                dispatch!(s.isa, backward_block(&d, &s, inp, grad, table, acc, dx));
+            }
         });
     if let Some(t) = tables {
         keep(&TABLES, t);
     }
+    weight_grad(&s, &d, accs, dw);
+    keep(&BATCH, buf);
 }
 
-/// The weight gradient `dw` from the spectra of [`backward_spectra`].
-fn weight_grad(s: &ConvShape, d: &Dft, xs: &[f32], gs: &[f32], dw: &mut [f32]) {
-    let (k, l, bins) = (s.k, s.lanes(), d.bins());
-    let cl = 2 * l;
+/// Floats of one weight-gradient accumulator: [bins, O, Cv, 2L], the input channels padded to
+/// Cv vectors of L (channel c in lane c % L of vector c / L).
+fn wgrad_len(s: &ConvShape, d: &Dft) -> usize {
+    d.bins() * s.o * s.c.div_ceil(s.lanes()) * 2 * s.lanes()
+}
 
-    // Weight gradient: per frequency, sum over blocks and lanes of X conj(G), stored blocked
-    // over (o, c) pairs; then the k x k corner of its inverse transform.
-    let pairs = s.o * s.c;
-    let groups = pairs.div_ceil(l);
-    let mut dk = vec![0.0f32; bins * groups * cl];
-    dk.par_chunks_mut(groups * cl)
-        .enumerate()
-        .for_each(|(bin, out)| {
-            dispatch!(s.isa, wgrad_bin(s, bin, xs, gs, out));
-        });
+/// The weight gradient `dw` from the tasks' accumulators `accs` (see [`backward`]): their
+/// sum in order, then per (output, input vector) pair the k x k corner of its inverse
+/// transform.
+fn weight_grad(s: &ConvShape, d: &Dft, accs: &mut [f32], dw: &mut [f32]) {
+    let (k, l) = (s.k, s.lanes());
+    let cv = s.c.div_ceil(l);
+    let acc_len = wgrad_len(s, d);
+    let (sum, rest) = accs.split_at_mut(acc_len);
+    const CHUNK: usize = 4096;
+    sum.par_chunks_mut(CHUNK).enumerate().for_each(|(i, out)| {
+        for other in rest.chunks(acc_len) {
+            for (a, b) in out.iter_mut().zip(&other[i * CHUNK..]) {
+                *a += b;
+            }
+        }
+    });
+    let pgs = s.o * cv;
     let mut corner = vec![0.0f32; k * k * l];
-    let mut tmp = vec![0.0f32; k * d.v * cl];
-    for g in 0..groups {
+    let mut tmp = vec![0.0f32; d.tmp_len(k, l)];
+    for pg in 0..pgs {
         dispatch!(
             s.isa,
-            c2r(d, &dk, groups, g, (k, k), 0.0, &mut tmp, &mut corner)
+            c2r(d, sum, pgs, pg, (k, k), 0.0, &mut tmp, &mut corner)
         );
-        for p in g * l..((g + 1) * l).min(pairs) {
+        let (oi, cvi) = (pg / cv, pg % cv);
+        for lane in 0..l.min(s.c - cvi * l) {
+            let p = oi * s.c + cvi * l + lane;
             for t in 0..k * k {
-                dw[p * k * k + t] = corner[t * l + p % l];
+                dw[p * k * k + t] = corner[t * l + lane];
             }
         }
     }
 }
 
-/// One block of [`backward`]: the spectra of its input (`xs`) and output gradient (`gs`),
-/// and, with the input-gradient `table`, its input gradient `dx`.
+/// One block of [`backward`]: the spectra of its input and output gradient, with the
+/// input-gradient `table` its input gradient `dx`, and its weight-gradient terms added to
+/// `acc`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn backward_block<S: Simd>(
@@ -780,20 +1028,21 @@ fn backward_block<S: Simd>(
     inp: &[f32],
     grad: &[f32],
     table: Option<&[f32]>,
-    xs: &mut [f32],
-    gs: &mut [f32],
+    acc: &mut [f32],
     dx: &mut [f32],
 ) {
     let (l, cl) = (S::LANES, cplx::<S>());
-    let (ho, wo) = (s.ho(), s.wo());
+    let (ho, wo, bins) = (s.ho(), s.wo(), d.bins());
     let r = data_region(inp, s.c, s.h, s.w, l);
-    let dxs_len = if table.is_some() {
-        d.bins() * s.c * cl
-    } else {
-        0
-    };
-    let mut buf = scratch(&BLOCK, dxs_len + s.h.max(ho) * d.v * cl);
-    let (dxs, tmp) = buf.split_at_mut(dxs_len);
+    let (xs_len, gs_len) = (bins * s.c * cl, bins * s.o * cl);
+    let dxs_len = if table.is_some() { xs_len } else { 0 };
+    let xt_len = l * s.c.div_ceil(l) * cl;
+    let tmp_len = d.tmp_len(s.h.max(ho), l);
+    let mut buf = scratch(&BLOCK, xs_len + gs_len + dxs_len + xt_len + tmp_len);
+    let (xs, rest) = buf.split_at_mut(xs_len);
+    let (gs, rest) = rest.split_at_mut(gs_len);
+    let (dxs, rest) = rest.split_at_mut(dxs_len);
+    let (xt, tmp) = rest.split_at_mut(xt_len);
     spectra(simd, d, inp, s.c, (s.h, s.w), r, tmp, xs);
     spectra(simd, d, grad, s.o, (ho, wo), Region::whole(ho, wo), tmp, gs);
     if let Some(table) = table {
@@ -804,60 +1053,100 @@ fn backward_block<S: Simd>(
             c2r(simd, d, dxs, s.c, ci, (s.h, s.w), 0.0, tmp, out);
         }
     }
+    wgrad_block(simd, s, bins, xs, gs, xt, acc);
     keep(&BLOCK, buf);
 }
 
-/// One frequency of the weight gradient: `out` [groups, 2L] holds sum over blocks and lanes
-/// of X[c] conj(G[o]) for pair o C + c in lane (o C + c) % L of group (o C + c) / L.
+/// Adds one block's weight-gradient terms to `acc` [bins, O, Cv, 2L]: per frequency, the sum
+/// over the block's images of X[c] conj(G[o]). The images are the lanes of both spectra, so
+/// X is transposed per frequency into `xt` [L, Cv, 2L] (channels along the lanes) and each
+/// image's G[o] broadcast: no horizontal sums.
 #[inline(always)]
-fn wgrad_bin<S: Simd>(simd: S, s: &ConvShape, bin: usize, xs: &[f32], gs: &[f32], out: &mut [f32]) {
+fn wgrad_block<S: Simd>(
+    simd: S,
+    s: &ConvShape,
+    bins: usize,
+    xs: &[f32],
+    gs: &[f32],
+    xt: &mut [f32],
+    acc: &mut [f32],
+) {
     let (l, cl) = (S::LANES, cplx::<S>());
-    let bins = xs.len() / (s.nb * s.c * cl);
-    let (xs_len, gs_len) = (bins * s.c * cl, bins * s.o * cl);
-    assert!(bin < bins && gs.len() >= s.nb * gs_len && out.len() >= (s.o * s.c).div_ceil(l) * cl);
-    let mut ob = 0;
-    while ob < s.o {
-        let no = (s.o - ob).min(2);
-        let mut cb = 0;
-        while cb < s.c {
-            let nc = (s.c - cb).min(4);
-            let mut re = [[simd.zero(); 4]; 2];
-            let mut im = [[simd.zero(); 4]; 2];
-            // SAFETY: block n < nb, bin < bins, channels cb + i < c and ob + j < o index
-            // inside xs [nb, bins, c, 2L] and gs [nb, bins, o, 2L] (asserted above).
-            unsafe {
-                for n in 0..s.nb {
-                    let xp = xs.as_ptr().add(n * xs_len + (bin * s.c + cb) * cl);
-                    let gp = gs.as_ptr().add(n * gs_len + (bin * s.o + ob) * cl);
-                    let mut g = [(simd.zero(), simd.zero()); 2];
-                    for j in 0..no {
-                        g[j] = (simd.load(gp.add(j * cl)), simd.load(gp.add(j * cl + l)));
-                    }
-                    for i in 0..nc {
-                        let (xr, xi) = (simd.load(xp.add(i * cl)), simd.load(xp.add(i * cl + l)));
-                        let nxr = simd.sub(simd.zero(), xr);
-                        for j in 0..no {
-                            let (gr, gi) = g[j];
-                            // (xr + i xi)(gr - i gi) = xr gr + xi gi + i (xi gr - xr gi).
-                            re[j][i] = simd.mul_add(xr, gr, re[j][i]);
-                            re[j][i] = simd.mul_add(xi, gi, re[j][i]);
-                            im[j][i] = simd.mul_add(xi, gr, im[j][i]);
-                            im[j][i] = simd.mul_add(nxr, gi, im[j][i]);
-                        }
-                    }
+    let cv = s.c.div_ceil(l);
+    assert!(xs.len() >= bins * s.c * cl && gs.len() >= bins * s.o * cl);
+    assert!(xt.len() >= l * cv * cl && acc.len() >= bins * s.o * cv * cl);
+    let no_max = if S::REGISTERS >= 32 { 8 } else { 4 };
+    for bin in 0..bins {
+        let x = &xs[bin * s.c * cl..(bin + 1) * s.c * cl];
+        xt[..l * cv * cl].fill(0.0);
+        for c in 0..s.c {
+            for part in 0..2 {
+                for img in 0..l {
+                    xt[((img * cv + c / l) * 2 + part) * l + c % l] = x[c * cl + part * l + img];
                 }
             }
-            for j in 0..no {
-                for i in 0..nc {
-                    let p = (ob + j) * s.c + cb + i;
-                    let at = (p / l) * cl + p % l;
-                    out[at] = simd.hsum(re[j][i]);
-                    out[at + l] = simd.hsum(im[j][i]);
-                }
-            }
-            cb += nc;
         }
-        ob += no;
+        let g = &gs[bin * s.o * cl..(bin + 1) * s.o * cl];
+        let acc = &mut acc[bin * s.o * cv * cl..(bin + 1) * s.o * cv * cl];
+        for cvi in 0..cv {
+            let mut o = 0;
+            while o < s.o {
+                let no = (s.o - o).min(no_max);
+                let at = (o, cv, cvi);
+                macro_rules! tile {
+                    ($($n:literal),*) => {
+                        match no {
+                            $($n => wgrad_tile::<S, $n>(simd, g, xt, at, acc),)*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                tile!(1, 2, 3, 4, 5, 6, 7, 8);
+                o += no;
+            }
+        }
+    }
+}
+
+/// NO outputs from `o` of [`wgrad_block`] for input vector `cvi` of `cv`, at one frequency.
+#[inline(always)]
+fn wgrad_tile<S: Simd, const NO: usize>(
+    simd: S,
+    g: &[f32],
+    xt: &[f32],
+    (o, cv, cvi): (usize, usize, usize),
+    acc: &mut [f32],
+) {
+    let (l, cl) = (S::LANES, cplx::<S>());
+    assert!(cvi < cv && g.len() >= (o + NO) * cl && xt.len() >= l * cv * cl);
+    assert!(acc.len() >= ((o + NO - 1) * cv + cvi + 1) * cl);
+    // SAFETY: outputs o + j < o + NO, images < L and vector cvi < cv index inside the lengths
+    // asserted above.
+    unsafe {
+        let at = |j: usize| ((o + j) * cv + cvi) * cl;
+        let (mut re, mut im) = ([simd.zero(); NO], [simd.zero(); NO]);
+        for j in 0..NO {
+            re[j] = simd.load(acc.as_ptr().add(at(j)));
+            im[j] = simd.load(acc.as_ptr().add(at(j) + l));
+        }
+        for img in 0..l {
+            let xp = xt.as_ptr().add((img * cv + cvi) * cl);
+            let (xr, xi) = (simd.load(xp), simd.load(xp.add(l)));
+            let nxr = simd.sub(simd.zero(), xr);
+            for j in 0..NO {
+                let gp = g.as_ptr().add((o + j) * cl + img);
+                let (gr, gi) = (simd.splat(*gp), simd.splat(*gp.add(l)));
+                // (xr + i xi)(gr - i gi) = xr gr + xi gi + i (xi gr - xr gi).
+                re[j] = simd.mul_add(xr, gr, re[j]);
+                re[j] = simd.mul_add(xi, gi, re[j]);
+                im[j] = simd.mul_add(xi, gr, im[j]);
+                im[j] = simd.mul_add(nxr, gi, im[j]);
+            }
+        }
+        for j in 0..NO {
+            simd.store(acc.as_mut_ptr().add(at(j)), re[j]);
+            simd.store(acc.as_mut_ptr().add(at(j) + l), im[j]);
+        }
     }
 }
 
@@ -941,6 +1230,12 @@ mod tests {
                 (2, 16, 20, 20, 32, 7),
                 (1, 1, 15, 15, 4, 9),
                 (1, 2, 6, 7, 2, 1),
+                // Column lengths 4Q for Q even (16, 24, 8) and odd (12, 20, 36) take the
+                // factored column transform.
+                (1, 2, 16, 12, 3, 5),
+                (1, 2, 24, 8, 2, 3),
+                (1, 1, 8, 9, 2, 3),
+                (1, 3, 36, 10, 2, 7),
             ] {
                 let s = ConvShape {
                     isa,
@@ -961,19 +1256,37 @@ mod tests {
     /// A shape small enough for Miri to check every access of the DFT path (forward, both
     /// gradients, a zero border left out of the transforms).
     #[test]
+    fn data_region_finds_the_nonzero_rows_and_columns() {
+        let (chans, h, w, l) = (2, 7, 6, 4);
+        let mut planes = vec![0.0f32; chans * h * w * l];
+        assert_eq!(data_region(&planes, chans, h, w, l).rows.1, 0);
+        // Channel 1, row 2, column 4, lane 3; channel 0, row 5, column 1, lane 0; a -0.0
+        // elsewhere counts as zero.
+        planes[((h + 2) * w + 4) * l + 3] = 1.0;
+        planes[(5 * w + 1) * l] = -2.0;
+        planes[(6 * w + 5) * l + 1] = -0.0;
+        let r = data_region(&planes, chans, h, w, l);
+        assert_eq!((r.rows, r.cols, r.stride), ((2, 6), (1, 5), w));
+    }
+
+    #[test]
     fn dft_convolution_on_a_tiny_shape() {
+        // Sizes Miri can afford: a plain column transform (H = 5) and the factored one with
+        // Q even (H = 8) and odd (H = 12).
         for_each_isa(|isa: Isa| {
-            let s = ConvShape {
-                isa,
-                nb: 1,
-                c: 2,
-                h: 5,
-                w: 4,
-                o: 2,
-                k: 2,
-            };
-            let x = values(s.c * s.h * s.w * isa.lanes(), 8);
-            assert_matches_direct(s, &zero_border(x, s, 1));
+            for (h, w, k) in [(5, 4, 2), (8, 3, 2), (12, 3, 3)] {
+                let s = ConvShape {
+                    isa,
+                    nb: 1,
+                    c: 2,
+                    h,
+                    w,
+                    o: 2,
+                    k,
+                };
+                let x = values(s.c * s.h * s.w * isa.lanes(), 8);
+                assert_matches_direct(s, &zero_border(x, s, 1));
+            }
         });
     }
 
