@@ -1,7 +1,6 @@
 //! Images inside a stack of convolutions, in whatever layout the backend's kernels prefer.
 
 use burn::tensor::Tensor;
-use burn::tensor::ops::PadMode;
 
 use super::{conv2d_pool_relu_blocked, from_blocked, to_blocked};
 
@@ -38,10 +37,17 @@ impl FeatureMaps {
         if pad == 0 {
             return self;
         }
-        // [blocks, C, H, W, lanes]: pad H and W, not the lanes.
-        let data = self
-            .data
-            .pad([(pad, pad), (pad, pad), (0, 0)], PadMode::Constant(0.0));
+        // [blocks, C, H, W, lanes]: pad H and W, not the lanes. Zeros with the maps assigned
+        // inside, as `Tensor::pad` does, but from a zeroed allocation: its constant fill
+        // (`PadMode::Constant`) wrote the zeros value by value (~3% of the paper CNN's training
+        // step on the CPU). The gradient is the same slice.
+        let [nb, c, h, w, lanes] = self.data.dims();
+        let padded = [nb, c, h + 2 * pad, w + 2 * pad, lanes];
+        let zeros = Tensor::zeros(padded, (&self.data.device(), self.data.dtype()));
+        let data = zeros.slice_assign(
+            [0..nb, 0..c, pad..pad + h, pad..pad + w, 0..lanes],
+            self.data,
+        );
         Self {
             data,
             images: self.images,
