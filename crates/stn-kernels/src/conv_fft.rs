@@ -781,22 +781,26 @@ fn kernel_table(s: &ConvShape, d: &Dft, w: &[f32], which: Table) -> Vec<f32> {
         .par_chunks_mut(pairs * 3)
         .zip(spec.par_chunks(groups * cl))
         .for_each(|(table, spec)| {
-            // Pair o C + c sits in lane (o C + c) % L of group (o C + c) / L: counted up, not
-            // divided (four divisions per entry took most of the table's time).
-            let (mut g, mut lane) = (0, 0);
-            for oi in 0..o {
-                for ci in 0..c {
-                    let at = g * cl + lane;
-                    let (re, im) = (spec[at], spec[at + l]);
-                    // The entry a + ib: conj(K) forward, K for the input gradient.
-                    let (entry, (a, b)) = match which {
-                        Table::Forward => (oi * c + ci, (re, -im)),
-                        Table::InputGrad => (ci * o + oi, (re, im)),
-                    };
-                    table[entry * 3..][..3].copy_from_slice(&[a, b - a, a + b]);
-                    lane += 1;
-                    if lane == l {
-                        (g, lane) = (g + 1, 0);
+            // Pair o C + c sits in lane (o C + c) % L of group (o C + c) / L: the pairs in order
+            // are the groups' lanes in order (no divisions: they took most of the table's time).
+            let values = spec
+                .chunks_exact(cl)
+                .flat_map(|g| g[..l].iter().zip(&g[l..]))
+                .take(pairs);
+            // The entry a + ib: conj(K) forward, K for the input gradient ([c][o]).
+            let entry = |(a, b): (f32, f32)| [a, b - a, a + b];
+            match which {
+                Table::Forward => {
+                    for (t, (&re, &im)) in table.chunks_exact_mut(3).zip(values) {
+                        t.copy_from_slice(&entry((re, -im)));
+                    }
+                }
+                Table::InputGrad => {
+                    let mut values = values;
+                    for oi in 0..o {
+                        for (ci, (&re, &im)) in (0..c).zip(values.by_ref()) {
+                            table[(ci * o + oi) * 3..][..3].copy_from_slice(&entry((re, im)));
+                        }
                     }
                 }
             }
