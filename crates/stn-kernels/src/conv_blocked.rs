@@ -67,6 +67,15 @@ impl ConvShape {
             && self.isa.supported()
     }
 
+    /// Floats of one block's input [C, H, W, L] and output [O, ho, wo, L].
+    fn block_floats(&self) -> (usize, usize) {
+        let l = self.lanes();
+        (
+            self.c * self.h * self.w * l,
+            self.o * self.ho() * self.wo() * l,
+        )
+    }
+
     /// Panics unless the forward pass's slices fit the shape (and the shape is supported);
     /// returns the floats of one block's input and output.
     pub(crate) fn check_forward(
@@ -80,11 +89,7 @@ impl ConvShape {
             self.supported(),
             "conv2d: unsupported shape or path {self:?}"
         );
-        let l = self.lanes();
-        let (img_in, img_out) = (
-            self.c * self.h * self.w * l,
-            self.o * self.ho() * self.wo() * l,
-        );
+        let (img_in, img_out) = self.block_floats();
         assert_eq!(x.len(), self.nb * img_in, "conv2d: input length");
         assert_eq!(
             w.len(),
@@ -113,11 +118,7 @@ impl ConvShape {
             self.supported(),
             "conv2d backward: unsupported shape or path {self:?}"
         );
-        let l = self.lanes();
-        let (img_in, img_out) = (
-            self.c * self.h * self.w * l,
-            self.o * self.ho() * self.wo() * l,
-        );
+        let (img_in, img_out) = self.block_floats();
         assert_eq!(x.len(), self.nb * img_in, "conv2d backward: input length");
         let wl = self.o * self.c * self.k * self.k;
         assert_eq!(w.len(), wl, "conv2d backward: weight length");

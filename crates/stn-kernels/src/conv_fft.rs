@@ -874,8 +874,8 @@ fn spectra<S: Simd>(
 thread_local! {
     /// One block's spectra (the workers').
     static BLOCK: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
-    /// A whole batch's spectra for the weight gradient (the calling thread's).
-    static BATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The weight gradient's per-task accumulators ([`backward`], the calling thread's).
+    static WGRAD_ACCS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     /// The kernels' product tables (the calling thread's).
     static TABLES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     /// The convolution's output before pooling ([`conv_pool_forward`], the calling thread's).
@@ -883,7 +883,7 @@ thread_local! {
 }
 
 /// One of this thread's scratch buffers, at least `len` floats, kept between calls ([`keep`]
-/// hands it back): a batch's spectra take megabytes, which fresh allocations would fault in
+/// hands it back): spectra and accumulators take megabytes, which fresh allocations would fault in
 /// page by page on every call. The contents are left over from earlier calls: every user
 /// writes before it reads. Each use has its own buffer, so that a calling thread that also
 /// runs blocks as a pool worker never takes (and shrinks) the buffer of the other use. (A
@@ -951,7 +951,7 @@ pub fn backward(
     let (img_in, img_out) = (s.c * s.h * s.w * l, s.o * s.ho() * s.wo() * l);
     let acc_len = wgrad_len(&s, &d);
     let groups = s.nb.div_ceil(WGRAD_GROUP);
-    let mut buf = scratch(&BATCH, groups * acc_len);
+    let mut buf = scratch(&WGRAD_ACCS, groups * acc_len);
     let accs = &mut buf[..groups * acc_len];
     let tables = dx
         .is_some()
@@ -977,7 +977,7 @@ pub fn backward(
         keep(&TABLES, t);
     }
     weight_grad(&s, &d, accs, dw);
-    keep(&BATCH, buf);
+    keep(&WGRAD_ACCS, buf);
 }
 
 /// Floats of one weight-gradient accumulator: [bins, O, Cv, 2L], the input channels padded to

@@ -270,26 +270,22 @@ pub fn unpool_grad(grad: &[f32], codes: &[f32], s: ConvShape) -> Vec<f32> {
     assert_eq!(grad.len(), s.nb * s.o * ph * pw * l, "unpool: grad length");
     assert_eq!(codes.len(), grad.len(), "unpool: codes length");
     let plane = ho * wo * l;
-    let len = s.nb * s.o * plane;
-    if plane == 0 {
-        return vec![0.0; len];
-    }
     // Every value is written once (no zero fill first: a memset of the whole gradient took
     // ~3% of the paper CNN's training step).
-    let mut dz = Vec::with_capacity(len);
-    let pooled = ph * pw * l;
-    dz.spare_capacity_mut()[..len]
-        .par_chunks_mut(plane)
-        .enumerate()
-        .for_each(|(p, dz)| {
-            let g = &grad[p * pooled..(p + 1) * pooled];
-            let c = &codes[p * pooled..(p + 1) * pooled];
-            dispatch!(s.isa, unpool_plane(g, c, ho, wo, dz));
-        });
-    // SAFETY: the planes cover the first `len` values and `unpool_plane` writes all of its
-    // plane's values.
-    unsafe { dz.set_len(len) };
-    dz
+    let mut dz = NewBuffer::new(s.nb * s.o * plane);
+    if plane > 0 {
+        let pooled = ph * pw * l;
+        dz.uninit()
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(p, dz)| {
+                let g = &grad[p * pooled..(p + 1) * pooled];
+                let c = &codes[p * pooled..(p + 1) * pooled];
+                dispatch!(s.isa, unpool_plane(g, c, ho, wo, dz));
+            });
+    }
+    // SAFETY: the planes cover the buffer and `unpool_plane` writes all of its plane's values.
+    unsafe { dz.finish() }
 }
 
 /// One plane: each pooled value's gradient goes to the window position its code names (none
